@@ -1,0 +1,256 @@
+//! berth-server: the `berth serve` process — HTTP API, console, the use-case services, the
+//! reconciler, the scheduler and the gateway — over the store, the registry client and the data
+//! plane.
+//!
+//! Business rules that do not need I/O belong in berth-core; this crate wires them to the world.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use berth_dataplane::engine::{Engine, discover_endpoint};
+use berth_store::Store;
+use berth_store::keys::{MasterKey, write_owner_only};
+use thiserror::Error;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::{info, info_span, warn};
+
+use crate::error::REQUEST_ID;
+
+/// File in the data dir holding the bootstrap admin token (mode 0600), so the CLI on the same
+/// machine works without copy-paste.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// How `berth serve` is configured (flags and `BERTH_*` variables, parsed by the CLI).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Engine endpoint; `None` = `DOCKER_HOST`, then the default sockets.
+    pub engine: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".berth"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            engine: None,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("data dir {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] berth_store::Error),
+    #[error("listening on {addr} failed: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("serving failed: {0}")]
+    Serve(String),
+}
+
+/// Shared, cheap-to-clone state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    engine: Result<Engine, String>,
+    #[allow(dead_code)] // used by registry credentials and secrets (next issues)
+    master_key: Option<MasterKey>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        engine: Result<Engine, String>,
+        master_key: Option<MasterKey>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                master_key,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The engine, or why there is none.
+    pub fn engine(&self) -> Result<&Engine, &str> {
+        self.inner.engine.as_ref().map_err(String::as_str)
+    }
+}
+
+/// Puts the request id (set by `SetRequestIdLayer`) where errors can find it.
+async fn scope_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    REQUEST_ID.scope(id, next.run(req)).await
+}
+
+/// The whole HTTP surface. Tests drive it with `oneshot`, `berth serve` with a listener.
+pub fn router(state: AppState) -> Router {
+    let v1 = api::authenticated().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
+    Router::new()
+        .route("/healthz", get(api::system::healthz))
+        .route("/readyz", get(api::system::readyz))
+        .route("/api/v1/openapi.json", get(api::system::openapi))
+        .nest("/api/v1", v1)
+        .fallback(api::system::not_found)
+        .method_not_allowed_fallback(api::system::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(scope_request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(&REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // Only method, path and id: never headers (Authorization) or query strings.
+            info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+}
+
+/// A prepared server: data dir, store and bootstrap done, listener bound.
+pub struct Server {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    /// The admin token when this start created it (first start only).
+    pub admin_token: Option<String>,
+    pub admin_token_file: PathBuf,
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), ServeError> {
+    let err = |reason: String| ServeError::DataDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("creating it failed: {e}")))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| err(format!("setting mode 0700 failed: {e}")))?;
+    } else if !dir.is_dir() {
+        return Err(err("exists but is not a directory".into()));
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Opens the data dir (creating the database and master key at first start), bootstraps
+    /// the default organization and admin token when there are no users, and binds `listen`.
+    pub async fn prepare(config: &Config) -> Result<Self, ServeError> {
+        prepare_data_dir(&config.data_dir)?;
+        let master_key = MasterKey::load_or_create(&config.data_dir)?;
+        let store = Store::open(&config.data_dir).await?;
+        let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
+        let admin_token = match store.bootstrap().await? {
+            Some(boot) => {
+                // A stale file from an earlier data dir would point the CLI at a dead token.
+                let _ = std::fs::remove_file(&admin_token_file);
+                write_owner_only(&admin_token_file, &format!("{}\n", boot.admin_token))?;
+                Some(boot.admin_token)
+            }
+            None => None,
+        };
+        let engine = discover_endpoint(config.engine.as_deref())
+            .and_then(|endpoint| Engine::connect(&endpoint))
+            .map_err(|e| e.to_string());
+        match &engine {
+            Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
+            Err(e) => warn!(error = %e, "no container engine; deployments wait until one answers"),
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServeError::Listen {
+                addr: config.listen,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            state: AppState::new(store, engine, Some(master_key)),
+            listener,
+            admin_token,
+            admin_token_file,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish (up to 30 s).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = self.local_addr();
+        info!(%addr, "berth listening on http://{addr}");
+        let app = router(self.state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = tx.send(());
+        });
+        let serve = tokio::spawn(async move { serve.await });
+        let mut serve = serve;
+        tokio::select! {
+            res = &mut serve => {
+                return res
+                    .map_err(|e| ServeError::Serve(e.to_string()))?
+                    .map_err(|e| ServeError::Serve(e.to_string()));
+            }
+            _ = rx => {}
+        }
+        match tokio::time::timeout(Duration::from_secs(30), serve).await {
+            Ok(res) => res
+                .map_err(|e| ServeError::Serve(e.to_string()))?
+                .map_err(|e| ServeError::Serve(e.to_string())),
+            Err(_) => {
+                warn!("in-flight requests did not finish within 30 s; exiting anyway");
+                Ok(())
+            }
+        }
+    }
+}

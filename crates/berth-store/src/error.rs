@@ -1,0 +1,58 @@
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Store errors. `NotFound` and `Conflict` are the caller's fault; the rest are ours.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        /// The input field that caused the conflict, when one did.
+        field: Option<&'static str>,
+    },
+    #[error("opening the database {path} failed: {reason}")]
+    Open { path: String, reason: String },
+    #[error("applying database migrations failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    pub(crate) fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub(crate) fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    /// Whether retrying may help (the database was busy or locked, the disk was full).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::PoolTimedOut) => true,
+            Error::Db(sqlx::Error::Database(e)) => {
+                let msg = e.message();
+                msg.contains("locked") || msg.contains("busy")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// True when `e` is a UNIQUE constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}

@@ -1,0 +1,187 @@
+//! berth-store: the control plane's state — schema, embedded migrations, queries, API token
+//! hashing and (later) secret encryption at rest. SQLite through sqlx by default.
+//!
+//! It knows nothing of HTTP or container engines: callers get domain rows and [`Error`]s
+//! (`NotFound`, `Conflict`, …) and map them to their own world. Every multi-row change runs in
+//! one transaction, so an error never leaves anything half-written.
+
+mod error;
+pub mod keys;
+mod orgs;
+mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::{Error, Result};
+pub use tokens::{Principal, TokenKind, generate_token, hash_token};
+pub use users::NewAuditEntry;
+
+/// File name of the SQLite database inside the data dir.
+pub const DB_FILE: &str = "berth.db";
+
+/// The store: a pool of connections to the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// The default organization and environments created at first start.
+pub const DEFAULT_ORG: &str = "default";
+pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
+    [("development", "Development"), ("production", "Production")];
+
+/// What the first start created.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The admin bearer token; shown once, only its hash is stored.
+    pub admin_token: String,
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/berth.db` and applies pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(DB_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(Error::Db)?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Open {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Self::from_pool(pool).await
+    }
+
+    /// An in-memory store, for tests.
+    pub async fn open_in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(Error::Db)?
+            .foreign_keys(true);
+        // One connection: every connection to :memory: is its own database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(Error::Db)?;
+        Self::from_pool(pool).await
+    }
+
+    async fn from_pool(pool: SqlitePool) -> Result<Self> {
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Migrate(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// Cheap liveness check of the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// First start: when there are no users yet, creates the `default` organization with its
+    /// environments and the `admin` user with a token, all in one transaction. Later starts
+    /// return `None` and change nothing.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
+        let mut tx = self.pool.begin().await?;
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?;
+        if users > 0 {
+            return Ok(None);
+        }
+        let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
+            .bind(DEFAULT_ORG)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if org_exists.is_none() {
+            orgs::insert_org_tx(&mut tx, DEFAULT_ORG, "Default", "").await?;
+        }
+        let user_id =
+            users::insert_user_tx(&mut tx, "admin", "Administrator", berth_core::Role::Admin)
+                .await?;
+        let (_, secret) =
+            tokens::insert_token_tx(&mut tx, &user_id, "bootstrap", TokenKind::Personal, None)
+                .await?;
+        tx.commit().await?;
+        Ok(Some(Bootstrap {
+            admin_token: secret,
+        }))
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bootstrap_runs_once() {
+        let store = Store::open_in_memory().await.unwrap();
+        let first = store
+            .bootstrap()
+            .await
+            .unwrap()
+            .expect("first start bootstraps");
+        assert!(first.admin_token.starts_with("berth_pat_"));
+        assert!(store.bootstrap().await.unwrap().is_none());
+        let envs = store.list_environments(DEFAULT_ORG).await.unwrap();
+        let names: Vec<_> = envs.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["development", "production"]);
+        let principal = store
+            .authenticate(&first.admin_token)
+            .await
+            .unwrap()
+            .expect("token authenticates");
+        assert_eq!(principal.user, "admin");
+        assert_eq!(principal.role, berth_core::Role::Admin);
+    }
+
+    #[tokio::test]
+    async fn open_file_store_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).await.unwrap();
+            store.bootstrap().await.unwrap().unwrap();
+            store
+                .insert_project("default", "shop", "Shop", "")
+                .await
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).await.unwrap();
+        assert!(store.bootstrap().await.unwrap().is_none());
+        assert!(
+            store
+                .get_project("default", "shop")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}

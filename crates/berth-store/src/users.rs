@@ -1,0 +1,205 @@
+//! Users and the audit log.
+
+use berth_core::Role;
+use berth_core::api::{AuditEntry, User};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{Error, Result, Store, new_id, now};
+
+pub(crate) async fn insert_user_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    name: &str,
+    display_name: &str,
+    role: Role,
+) -> Result<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO users (id, name, display_name, role, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(display_name)
+    .bind(role.as_str())
+    .bind(now())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if crate::error::is_unique_violation(&e) {
+            Error::conflict("name", format!("a user named {name:?} already exists"))
+        } else {
+            Error::Db(e)
+        }
+    })?;
+    Ok(id)
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        name: row.try_get("name")?,
+        display_name: row.try_get("display_name")?,
+        role: role.parse().map_err(Error::Io)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// One audit row to write.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    pub actor: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub request_id: &'a str,
+    pub source: &'a str,
+}
+
+impl Store {
+    pub async fn insert_user(&self, name: &str, display_name: &str, role: Role) -> Result<User> {
+        let mut tx = self.pool().begin().await?;
+        insert_user_tx(&mut tx, name, display_name, role).await?;
+        tx.commit().await?;
+        self.get_user(name)
+            .await?
+            .ok_or_else(|| Error::not_found("user", name))
+    }
+
+    pub async fn get_user(&self, name: &str) -> Result<Option<User>> {
+        let row =
+            sqlx::query("SELECT name, display_name, role, created_at FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let rows =
+            sqlx::query("SELECT name, display_name, role, created_at FROM users ORDER BY name")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Deletes a user and their tokens. The last admin cannot be deleted (nobody could
+    /// administer berth afterwards).
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let role = role.ok_or_else(|| Error::not_found("user", name))?;
+        if role == Role::Admin.as_str() {
+            let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+                .fetch_one(&mut *tx)
+                .await?;
+            if admins <= 1 {
+                return Err(Error::conflict(
+                    "name",
+                    format!("{name:?} is the last admin; create another admin first"),
+                ));
+            }
+        }
+        sqlx::query("DELETE FROM users WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_audit(&self, entry: &NewAuditEntry<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, method, path, status, request_id, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(entry.actor)
+        .bind(entry.method)
+        .bind(entry.path)
+        .bind(i64::from(entry.status))
+        .bind(entry.request_id)
+        .bind(entry.source)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, method, path, status, request_id, source
+             FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    method: row.try_get("method")?,
+                    path: row.try_get("path")?,
+                    status: row.try_get("status")?,
+                    request_id: row.try_get("request_id")?,
+                    source: row.try_get("source")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn users_and_last_admin_rule() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.bootstrap().await.unwrap();
+        let dev = store
+            .insert_user("dev", "Dev", Role::Developer)
+            .await
+            .unwrap();
+        assert_eq!(dev.role, Role::Developer);
+        assert!(matches!(
+            store.insert_user("dev", "Again", Role::Viewer).await,
+            Err(Error::Conflict { .. })
+        ));
+        let err = store.delete_user("admin").await.unwrap_err();
+        assert!(err.to_string().contains("last admin"), "{err}");
+        store.insert_token("dev", "t", None).await.unwrap();
+        store.delete_user("dev").await.unwrap();
+        assert!(store.get_user("dev").await.unwrap().is_none());
+        assert!(store.list_tokens(Some("dev")).await.unwrap().is_empty());
+        assert!(matches!(
+            store.delete_user("dev").await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn audit_rows_newest_first() {
+        let store = Store::open_in_memory().await.unwrap();
+        for status in [201u16, 409] {
+            store
+                .insert_audit(&NewAuditEntry {
+                    actor: "admin/bootstrap",
+                    method: "POST",
+                    path: "/api/v1/orgs/default/projects",
+                    status,
+                    request_id: "r",
+                    source: "127.0.0.1",
+                })
+                .await
+                .unwrap();
+        }
+        let rows = store.list_audit(10).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].status, 409);
+        assert_eq!(rows[1].status, 201);
+    }
+}
