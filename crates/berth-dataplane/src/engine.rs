@@ -14,10 +14,20 @@ pub const DEFAULT_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/pod
 const TIMEOUT_SECS: u64 = 30;
 
 /// A Docker/Podman engine reached over its API.
-#[derive(Debug, Clone)]
+///
+/// The connection is made on first use and retried on later calls, so a server started before
+/// its engine (or outliving an engine restart) recovers by itself.
+#[derive(Debug)]
 pub struct Engine {
-    docker: Docker,
     endpoint: String,
+    kind: Transport,
+    docker: std::sync::Mutex<Option<Docker>>,
+}
+
+#[derive(Debug, Clone)]
+enum Transport {
+    Unix(String),
+    Http(String),
 }
 
 /// Where to find the engine: an explicit endpoint (flag or `DOCKER_HOST`), else the first
@@ -45,32 +55,52 @@ pub fn discover_endpoint(explicit: Option<&str>) -> Result<String> {
 }
 
 impl Engine {
-    /// Connects lazily: no request is made until the first call.
+    /// Checks the endpoint's form; no request is made until the first call.
     pub fn connect(endpoint: &str) -> Result<Self> {
-        let unavailable = |reason: String| Error::Unavailable {
-            endpoint: endpoint.to_owned(),
-            reason,
-        };
-        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(endpoint, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        let kind = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Transport::Unix(path.to_owned())
         } else if endpoint.starts_with('/') {
-            Docker::connect_with_unix(endpoint, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Transport::Unix(endpoint.to_owned())
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Transport::Http(endpoint.to_owned())
         } else {
-            return Err(unavailable(
-                "expected unix:///path/to/socket, /path/to/socket or tcp://host:port".into(),
-            ));
-        }
-        .map_err(|e| unavailable(e.to_string()))?;
+            return Err(Error::Unavailable {
+                endpoint: endpoint.to_owned(),
+                reason: "expected unix:///path/to/socket, /path/to/socket or tcp://host:port"
+                    .into(),
+            });
+        };
         Ok(Self {
-            docker,
             endpoint: endpoint.to_owned(),
+            kind,
+            docker: std::sync::Mutex::new(None),
         })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The client, connecting first when there is none yet.
+    fn docker(&self) -> Result<Docker> {
+        let mut slot = self
+            .docker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let docker = match &self.kind {
+            Transport::Unix(path) => {
+                Docker::connect_with_unix(path, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            }
+            Transport::Http(url) => {
+                Docker::connect_with_http(url, TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            }
+        }
+        .map_err(|e| self.unavailable(e))?;
+        *slot = Some(docker.clone());
+        Ok(docker)
     }
 
     fn unavailable(&self, e: impl std::fmt::Display) -> Error {
@@ -86,8 +116,7 @@ impl DataPlane for Engine {
         // Negotiate on every ping: the engine may have been upgraded or replaced meanwhile, and
         // podman reports an older API (1.41) than bollard's default.
         let docker = self
-            .docker
-            .clone()
+            .docker()?
             .negotiate_version()
             .await
             .map_err(|e| self.unavailable(e))?;

@@ -85,12 +85,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match e.downcast_ref::<CallError>() {
-                Some(CallError { api: Some(api), .. }) => {
-                    printer.error(
-                        &api.error.code,
-                        &api.error.message,
-                        api.error.field.as_deref(),
-                    );
+                Some(CallError {
+                    api: Some(api),
+                    message,
+                }) => {
+                    printer.error(&api.error.code, message, api.error.field.as_deref());
                 }
                 _ => printer.error("error", &format!("{e:#}"), None),
             }

@@ -1,0 +1,159 @@
+//! Test harness: runs the real `berth` binary (server and CLI) on a free port with a temp
+//! data dir, and kills it on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+pub struct ServerProc {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub stdout: String,
+    /// Server log lines (stderr), collected in the background.
+    pub logs: mpsc::Receiver<String>,
+}
+
+impl ServerProc {
+    /// Starts `berth serve` on 127.0.0.1:0 and waits until it logs its address.
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("BERTH_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawning berth serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut url = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while url.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("berth serve did not start within 30 s"));
+            if let Some(i) = line.find("berth listening on http://") {
+                let rest = &line[i + "berth listening on ".len()..];
+                url = Some(rest.split('"').next().unwrap().to_owned());
+            }
+        }
+        // stdout: the one-time banner, written before the listening line.
+        let stdout = child.stdout.take().unwrap();
+        let banner = std::thread::spawn(move || {
+            let mut s = String::new();
+            let mut r = BufReader::new(stdout);
+            // The banner is 5 lines when present; read what is there without blocking forever.
+            for _ in 0..5 {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                s.push_str(&line);
+            }
+            s
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let stdout = if banner.is_finished() {
+            banner.join().unwrap()
+        } else {
+            String::new()
+        };
+        Self {
+            child,
+            url: url.unwrap(),
+            data_dir: data_dir.to_owned(),
+            stdout,
+            logs: rx,
+        }
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Runs the CLI against this server; the token comes from the data dir unless given.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("BERTH_SERVER", &self.url)
+            .env("BERTH_DATA_DIR", &self.data_dir)
+            .env_remove("BERTH_TOKEN")
+            .env("XDG_CONFIG_HOME", self.data_dir.join("cli-config"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running the berth CLI")
+    }
+
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("berth serve did not exit within 10 s of SIGTERM");
+    }
+
+    pub fn drain_logs(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
