@@ -210,3 +210,401 @@ pub struct AuditEntry {
 pub struct List<T> {
     pub items: Vec<T>,
 }
+
+/// How berth authenticates to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryAuthType {
+    /// No credentials (public images).
+    Anonymous,
+    /// Username + password or access token.
+    Basic,
+    /// A Docker config JSON with exactly one `auths` entry (inline credentials only).
+    DockerConfig,
+    /// Vendor-managed access: the data plane already can pull (e.g. cloud IAM); berth sends no
+    /// credentials.
+    Implicit,
+}
+
+impl RegistryAuthType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistryAuthType::Anonymous => "anonymous",
+            RegistryAuthType::Basic => "basic",
+            RegistryAuthType::DockerConfig => "docker-config",
+            RegistryAuthType::Implicit => "implicit",
+        }
+    }
+}
+
+impl std::str::FromStr for RegistryAuthType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "anonymous" => Ok(Self::Anonymous),
+            "basic" => Ok(Self::Basic),
+            "docker-config" => Ok(Self::DockerConfig),
+            "implicit" => Ok(Self::Implicit),
+            other => Err(format!(
+                "unknown auth type {other:?}; expected one of anonymous, basic, docker-config, implicit"
+            )),
+        }
+    }
+}
+
+/// A registered container registry. Credentials are write-only: only whether one is set.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Registry {
+    pub org: String,
+    pub name: String,
+    pub display_name: String,
+    /// Canonical host[:port]; Docker Hub's aliases are stored as `docker.io`.
+    pub host: String,
+    pub auth_type: RegistryAuthType,
+    pub username: Option<String>,
+    /// Whether a password/token is stored (it is never returned).
+    pub password_set: bool,
+    /// Extra trusted CA certificate(s), PEM (public data).
+    pub ca_certificate: Option<String>,
+    /// Plain HTTP allowed for a non-loopback host.
+    pub insecure: bool,
+    /// Platform deployments need, e.g. `linux/amd64`.
+    pub platform: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Registers a registry. `host` may be omitted for `docker-config` (taken from its entry).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRegistry {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    pub auth_type: RegistryAuthType,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password or access token (`basic`). Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<crate::Secret>,
+    /// Docker config JSON text (`docker-config`). Write-only.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub docker_config: Option<crate::Secret>,
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    #[serde(default)]
+    pub platform: Option<String>,
+}
+
+/// Changes a registry; absent fields keep their value. `caCertificate: ""` removes the CA.
+/// Changing `authType` needs the new type's credentials in the same request.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRegistry {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub auth_type: Option<RegistryAuthType>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<crate::Secret>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub docker_config: Option<crate::Secret>,
+    #[serde(default)]
+    pub ca_certificate: Option<String>,
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    #[serde(default)]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestRegistry {
+    /// Also resolve this image: `repo:tag`, `repo@digest`, or a full reference on this host.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// The result of a connection test: each step in order; the first failure ends it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryTestReport {
+    pub ok: bool,
+    pub steps: Vec<RegistryTestStep>,
+    /// The digest `image` resolved to.
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryTestStep {
+    /// `dns`, `connect`, `tls`, `auth`, `manifest`.
+    pub step: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Tags of a repository.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tags {
+    pub repository: String,
+    pub tags: Vec<String>,
+}
+
+/// What a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentType {
+    Service,
+    WebApp,
+    ScheduledTask,
+    ManualTask,
+}
+
+impl ComponentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentType::Service => "service",
+            ComponentType::WebApp => "web-app",
+            ComponentType::ScheduledTask => "scheduled-task",
+            ComponentType::ManualTask => "manual-task",
+        }
+    }
+
+    /// Services and web apps serve; tasks run to completion.
+    pub fn is_task(self) -> bool {
+        matches!(self, ComponentType::ScheduledTask | ComponentType::ManualTask)
+    }
+}
+
+impl std::str::FromStr for ComponentType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "service" => Ok(Self::Service),
+            "web-app" => Ok(Self::WebApp),
+            "scheduled-task" => Ok(Self::ScheduledTask),
+            "manual-task" => Ok(Self::ManualTask),
+            other => Err(format!(
+                "unknown component type {other:?}; expected one of service, web-app, scheduled-task, manual-task"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub org: String,
+    pub project: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: ComponentType,
+    /// The registry the image comes from.
+    pub registry: String,
+    /// Image URL, normalized (`docker.io/library/` applied), with its tag.
+    pub image: String,
+    /// Container port the service listens on.
+    pub port: Option<u16>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateComponent {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: ComponentType,
+    /// Name of a registry of the organization serving the image's host.
+    pub registry: String,
+    /// Full image URL `host/repo/name:tag`.
+    pub image: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Skip resolving the tag at creation (`--no-verify`).
+    #[serde(default)]
+    pub no_verify: bool,
+}
+
+/// Partial update; the name is immutable and the image changes only by deploying.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateComponent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// Deploy to the first environment. At most one of `tag`, `image`, `previous`; none =
+/// re-resolve the current tag (a no-op when the digest is unchanged, unless `force`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Update Image Tag: same repository, another tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Update Image URL: any repository on a registered registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Previous Images: a digest (`sha256:…`) or a release id deployed before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromoteRequest {
+    pub from: String,
+    pub to: String,
+}
+
+/// Status of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentStatus {
+    Pending,
+    Pulling,
+    Starting,
+    Ready,
+    Failed,
+    RolledBack,
+    Superseded,
+    #[serde(other)]
+    Unknown,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Pulling => "pulling",
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled-back",
+            Self::Superseded => "superseded",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the deployment has finished (successfully or not).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Ready | Self::Failed | Self::RolledBack | Self::Superseded
+        )
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "pending" => Self::Pending,
+            "pulling" => Self::Pulling,
+            "starting" => Self::Starting,
+            "ready" => Self::Ready,
+            "failed" => Self::Failed,
+            "rolled-back" => Self::RolledBack,
+            "superseded" => Self::Superseded,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub org: String,
+    pub project: String,
+    pub component: String,
+    pub environment: String,
+    pub release: String,
+    /// Pinned image: `repository@digest`.
+    pub image: String,
+    pub tag: Option<String>,
+    pub digest: String,
+    pub status: DeploymentStatus,
+    pub reason: Option<String>,
+    /// `user`, `ci`, `auto`, `promote`.
+    pub trigger: String,
+    pub actor: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The answer to a deploy or promote request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployAccepted {
+    pub deployment_id: String,
+    pub environment: String,
+    pub image: String,
+    pub digest: String,
+    /// False when nothing changed (same digest already deployed): `deploymentId` is the
+    /// existing deployment.
+    pub created: bool,
+    pub status_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentEvent {
+    pub id: i64,
+    pub at: String,
+    pub message: String,
+}
+
+/// One image a component ran: for Previous Images.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousImage {
+    pub digest: String,
+    pub image: String,
+    pub tag: Option<String>,
+    /// The newest release with this digest (deploy it with `previous`).
+    pub release: String,
+    pub first_deployed_at: String,
+    pub last_deployed_at: String,
+    pub trigger: String,
+    pub actor: String,
+}
+
+/// What runs in one environment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentState {
+    pub environment: String,
+    /// The newest deployment there (any status).
+    pub latest: Option<Deployment>,
+    /// The deployment serving traffic (newest `ready`).
+    pub current: Option<Deployment>,
+    /// `http://…` where the component answers through the gateway, when it serves.
+    pub url: Option<String>,
+}

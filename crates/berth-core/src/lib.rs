@@ -1,12 +1,19 @@
-//! berth-core: the domain vocabulary of berth — names and their rules, roles, and the wire
-//! models shared by the server and the CLI (so both encode and decode the same shapes).
+//! berth-core: the domain vocabulary of berth — names and their rules, roles, image references,
+//! registry credentials from Docker config files, and the wire models shared by the server and
+//! the CLI (so both encode and decode the same shapes).
 //!
 //! This crate does no I/O: no tokio, no sockets, no files. Everything else depends on it; it
 //! depends on nothing of ours.
 
 pub mod api;
+pub mod docker_config;
 pub mod names;
+pub mod reference;
 pub mod role;
+pub mod secret;
 
+pub use docker_config::{DockerConfigAuth, DockerConfigError, parse_docker_config};
 pub use names::{NameError, validate_description, validate_display_name, validate_name};
+pub use reference::{ImageRef, ReferenceError};
 pub use role::Role;
+pub use secret::Secret;

@@ -2,13 +2,22 @@
 //! its drivers. The engine driver talks to Docker or Podman through the Docker-compatible API
 //! (bollard); a Kubernetes driver follows.
 //!
-//! Drivers never read the store: the reconciler hands them complete specs.
+//! Drivers never read the store: the reconciler hands them complete [`WorkloadSpec`]s, with
+//! pull credentials resolved. Types here are engine-neutral so both drivers share them.
 
 pub mod engine;
+mod spec;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 
 use thiserror::Error;
+
+pub use spec::{
+    FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe, ProbeAction,
+    PullAuth, PullPolicy, RolloutEvent, TaskOutcome, TaskSpec, WorkloadKey, WorkloadSpec,
+};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -20,10 +29,23 @@ pub enum Error {
     /// The engine is configured but does not answer (socket gone, daemon stopped).
     #[error("container engine at {endpoint} is unavailable: {reason}")]
     Unavailable { endpoint: String, reason: String },
+    /// Pulling the image failed (the registry's words: 401, manifest unknown, …).
+    #[error("pulling {image} failed: {reason}")]
+    Pull { image: String, reason: String },
+    /// The new version never became ready (or crashed); the old one keeps serving.
+    #[error("{0}")]
+    NotReady(String),
+    /// The engine refused a request.
+    #[error("container engine: {0}")]
+    Engine(String),
+    /// The spec cannot run (bad mount path, port, …).
+    #[error("invalid workload: {0}")]
+    Invalid(String),
 }
 
 impl Error {
-    /// Whether retrying later may help (an engine that went away may come back).
+    /// Whether retrying later may help (an engine that went away may come back). Pull and
+    /// readiness failures are permanent for that release: the deployment fails with the reason.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
     }
@@ -41,8 +63,73 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
-/// The data plane. Every method is idempotent.
+/// Called by a rollout when the new replicas are ready, before the old ones drain: the gateway
+/// switches its routes for the workload to `backends` atomically.
+pub trait RouteSwitch: Send + Sync {
+    fn switch(&self, key: &WorkloadKey, backends: &[SocketAddr]);
+}
+
+/// A `RouteSwitch` that routes nothing (tasks, tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRoutes;
+
+impl RouteSwitch for NoRoutes {
+    fn switch(&self, _: &WorkloadKey, _: &[SocketAddr]) {}
+}
+
+/// Boxed stream of log lines.
+pub type BoxLogStream = Pin<Box<dyn futures_util::Stream<Item = Result<LogLine>> + Send>>;
+
+/// The data plane. Every method is idempotent: applying the same spec twice is a no-op, and
+/// removing what is already gone is `Ok(())`.
 pub trait DataPlane: Send + Sync {
     /// Checks that the data plane answers and says what it is. Never changes anything.
     fn ping(&self) -> impl Future<Output = Result<EngineInfo>> + Send;
+
+    /// Creates the network of (org, project, env) if missing.
+    fn ensure_network(&self, key: &WorkloadKey) -> impl Future<Output = Result<()>> + Send;
+
+    /// Rolls `spec` out with zero downtime: pull (credentials per pull, never stored in the
+    /// engine) → start `replicas` new instances → readiness → `routes.switch(new)` → drain and
+    /// remove the instances of other releases. When the new instances never get ready (or
+    /// crash), they are removed, the old ones keep serving, and the error says why (probe
+    /// error and the last log lines). Rolling out the release that already runs and is ready
+    /// is a no-op that returns its instances. Progress goes to `events`.
+    fn rollout(
+        &self,
+        spec: &WorkloadSpec,
+        routes: &dyn RouteSwitch,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+    ) -> impl Future<Output = Result<Vec<Instance>>> + Send;
+
+    /// The instances of one workload (any release), running or not.
+    fn instances(&self, key: &WorkloadKey) -> impl Future<Output = Result<Vec<Instance>>> + Send;
+
+    /// Every instance berth manages (label `berth.managed=true`), for the reconciler's sweep.
+    fn list_managed(&self) -> impl Future<Output = Result<Vec<Instance>>> + Send;
+
+    /// Stops and removes one instance (after `grace`). Gone already → `Ok(())`.
+    fn remove_instance(
+        &self,
+        id: &str,
+        grace: std::time::Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stops and removes every instance of a workload.
+    fn remove_workload(&self, key: &WorkloadKey) -> impl Future<Output = Result<()>> + Send;
+
+    /// Logs of one instance.
+    fn logs(
+        &self,
+        instance_id: &str,
+        options: &LogsOptions,
+    ) -> impl Future<Output = Result<BoxLogStream>> + Send;
+
+    /// Runs a task to completion (pull, run with `args` appended, wait, collect logs) and
+    /// returns its exit code.
+    fn run_task(
+        &self,
+        task: &TaskSpec,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+    ) -> impl Future<Output = Result<TaskOutcome>> + Send;
 }

@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod deploy;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +26,7 @@ use axum::routing::get;
 use berth_dataplane::engine::{Engine, discover_endpoint};
 use berth_store::Store;
 use berth_store::keys::{MasterKey, write_owner_only};
+pub use berth_registry::SsrfPolicy;
 use thiserror::Error;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -44,6 +47,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Engine endpoint; `None` = `DOCKER_HOST`, then the default sockets.
     pub engine: Option<String>,
+    /// Which addresses registry traffic may reach (link-local/metadata are always refused).
+    pub registry_ssrf: berth_registry::SsrfPolicy,
+    /// Address of the external gateway.
+    pub gateway_listen: SocketAddr,
+    /// How long a new release may take to get ready before it is rolled back.
+    pub ready_timeout: Duration,
+    /// How long old instances keep serving in-flight requests after the switch.
+    pub drain: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +63,10 @@ impl Default for Config {
             data_dir: PathBuf::from(".berth"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             engine: None,
+            registry_ssrf: berth_registry::SsrfPolicy::default(),
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            ready_timeout: Duration::from_secs(120),
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -77,23 +92,55 @@ pub struct AppState {
 struct Inner {
     store: Store,
     engine: Result<Engine, String>,
-    #[allow(dead_code)] // used by registry credentials and secrets (next issues)
-    master_key: Option<MasterKey>,
+    config: RuntimeConfig,
+    gateway: Arc<gateway::Gateway>,
+    runners: deploy::Runners,
+}
+
+/// Settings the services read at run time.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub ssrf: berth_registry::SsrfPolicy,
+    pub ready_timeout: Duration,
+    pub drain: Duration,
+    /// Base URL of the API as clients reach it (status URLs).
+    pub public_url: String,
 }
 
 impl AppState {
+    /// `store` should carry the master key ([`Store::with_master_key`]) so credentials can be
+    /// stored.
     pub fn new(
         store: Store,
         engine: Result<Engine, String>,
-        master_key: Option<MasterKey>,
+        config: RuntimeConfig,
+        gateway: Arc<gateway::Gateway>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 engine,
-                master_key,
+                config,
+                gateway,
+                runners: deploy::Runners::default(),
             }),
         }
+    }
+
+    pub fn ssrf_policy(&self) -> berth_registry::SsrfPolicy {
+        self.inner.config.ssrf
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    pub fn gateway(&self) -> &Arc<gateway::Gateway> {
+        &self.inner.gateway
+    }
+
+    pub(crate) fn runners(&self) -> &deploy::Runners {
+        &self.inner.runners
     }
 
     pub fn store(&self) -> &Store {
@@ -146,10 +193,20 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
 }
 
+/// Tells the gateway to stop when the API server stops.
+struct StopOnDrop(tokio::sync::watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
 /// A prepared server: data dir, store and bootstrap done, listener bound.
 pub struct Server {
     state: AppState,
     listener: tokio::net::TcpListener,
+    gateway_listener: tokio::net::TcpListener,
     /// The admin token when this start created it (first start only).
     pub admin_token: Option<String>,
     pub admin_token_file: PathBuf,
@@ -176,7 +233,9 @@ impl Server {
     pub async fn prepare(config: &Config) -> Result<Self, ServeError> {
         prepare_data_dir(&config.data_dir)?;
         let master_key = MasterKey::load_or_create(&config.data_dir)?;
-        let store = Store::open(&config.data_dir).await?;
+        let store = Store::open(&config.data_dir)
+            .await?
+            .with_master_key(&master_key);
         let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
         let admin_token = match store.bootstrap().await? {
             Some(boot) => {
@@ -194,15 +253,31 @@ impl Server {
             Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
             Err(e) => warn!(error = %e, "no container engine; deployments wait until one answers"),
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| ServeError::Listen {
-                addr: config.listen,
-                reason: e.to_string(),
-            })?;
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServeError::Listen {
+                    addr,
+                    reason: e.to_string(),
+                })
+        };
+        let listener = bind(config.listen).await?;
+        let gateway_listener = bind(config.gateway_listen).await?;
+        let api_addr = listener.local_addr().map_err(|e| ServeError::Serve(e.to_string()))?;
+        let gw_addr = gateway_listener
+            .local_addr()
+            .map_err(|e| ServeError::Serve(e.to_string()))?;
+        let runtime = RuntimeConfig {
+            ssrf: config.registry_ssrf,
+            ready_timeout: config.ready_timeout,
+            drain: config.drain,
+            public_url: format!("http://{api_addr}"),
+        };
+        let gateway = Arc::new(gateway::Gateway::new(format!("http://{gw_addr}")));
         Ok(Self {
-            state: AppState::new(store, engine, Some(master_key)),
+            state: AppState::new(store, engine, runtime, gateway),
             listener,
+            gateway_listener,
             admin_token,
             admin_token_file,
         })
@@ -221,8 +296,18 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let addr = self.local_addr();
+        let (gw_stop, gw_stopped) = tokio::sync::watch::channel(false);
+        let _gateway_task = tokio::spawn(self.state.gateway().clone().serve(
+            self.gateway_listener,
+            async move {
+                let mut rx = gw_stopped;
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        deploy::start(self.state.clone());
         info!(%addr, "berth listening on http://{addr}");
         let app = router(self.state.clone());
+        let _gateway_guard = StopOnDrop(gw_stop);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(
             self.listener,

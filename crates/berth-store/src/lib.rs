@@ -5,9 +5,12 @@
 //! (`NotFound`, `Conflict`, …) and map them to their own world. Every multi-row change runs in
 //! one transaction, so an error never leaves anything half-written.
 
+mod components;
+pub mod crypto;
 mod error;
 pub mod keys;
 mod orgs;
+mod registries;
 mod tokens;
 pub mod users;
 
@@ -18,7 +21,9 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use components::{DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice};
 pub use error::{Error, Result};
+pub use registries::RegistrySettings;
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
 pub use users::NewAuditEntry;
 
@@ -29,6 +34,8 @@ pub const DB_FILE: &str = "berth.db";
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Encrypts credentials at rest; `None` until [`Store::with_master_key`].
+    cipher: Option<std::sync::Arc<crypto::Cipher>>,
 }
 
 /// The default organization and environments created at first start.
@@ -93,7 +100,19 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| Error::Migrate(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, cipher: None })
+    }
+
+    /// Enables storing credentials, encrypted with `key`.
+    pub fn with_master_key(mut self, key: &keys::MasterKey) -> Self {
+        self.cipher = Some(std::sync::Arc::new(crypto::Cipher::new(key)));
+        self
+    }
+
+    pub(crate) fn cipher(&self) -> Result<&crypto::Cipher> {
+        self.cipher
+            .as_deref()
+            .ok_or_else(|| Error::Io("no master key loaded: cannot store or read credentials".into()))
     }
 
     /// Cheap liveness check of the database.

@@ -188,6 +188,10 @@ impl Store {
             .collect()
     }
 
+    pub(crate) async fn org_id(&self, org: &str) -> Result<String> {
+        self.require_org(org).await
+    }
+
     async fn require_org(&self, org: &str) -> Result<String> {
         sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
             .bind(org)
@@ -284,8 +288,26 @@ impl Store {
             .ok_or_else(|| Error::not_found("project", name))
     }
 
+    /// Deletes a project; refused (conflict) while it still has components.
     pub async fn delete_project(&self, org: &str, name: &str) -> Result<()> {
         let org_id = self.require_org(org).await?;
+        let components: Vec<String> = sqlx::query_scalar(
+            "SELECT c.name FROM components c JOIN projects p ON p.id = c.project_id
+             WHERE p.org_id = ? AND p.name = ? ORDER BY c.name",
+        )
+        .bind(&org_id)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        if !components.is_empty() {
+            return Err(Error::conflict(
+                "name",
+                format!(
+                    "project {name:?} still has components ({}); delete them first",
+                    components.join(", ")
+                ),
+            ));
+        }
         let done = sqlx::query("DELETE FROM projects WHERE org_id = ? AND name = ?")
             .bind(&org_id)
             .bind(name)

@@ -84,6 +84,48 @@ pub enum Command {
     /// The audit log (admin).
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Container registries of an organization.
+    #[command(subcommand)]
+    Registry(RegistryCmd),
+    /// Components of a project.
+    #[command(subcommand)]
+    Component(ComponentCmd),
+    /// Deploy a component to the first environment (Update Image Tag / Image URL / Previous Images).
+    Deploy(DeployArgs),
+    /// Deploy the release running in one environment to another.
+    Promote {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Wait for the outcome, printing events; exit 1 when it fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Deployments of a component.
+    #[command(subcommand)]
+    Deployment(DeploymentCmd),
+    /// Recent logs of a component's running instance.
+    Logs {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        tail: u64,
+    },
+    /// Image references (offline).
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Validate configuration files (offline).
+    #[command(subcommand)]
+    Validate(ValidateCmd),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -106,6 +148,22 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// Refuse registries on private addresses (10/8, 172.16/12, 192.168/16, fc00::/7, …)
+    /// after DNS resolution. Link-local and cloud metadata addresses are always refused.
+    #[arg(long, env = "BERTH_REGISTRY_BLOCK_PRIVATE")]
+    pub registry_block_private: bool,
+    /// Refuse registries on loopback addresses (127/8, ::1).
+    #[arg(long, env = "BERTH_REGISTRY_BLOCK_LOOPBACK")]
+    pub registry_block_loopback: bool,
+    /// Address of the external gateway (Public endpoints and web apps).
+    #[arg(long, env = "BERTH_GATEWAY_LISTEN", default_value = "127.0.0.1:7480")]
+    pub gateway_listen: SocketAddr,
+    /// Seconds a new release may take to get ready before it is rolled back.
+    #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]
+    pub ready_timeout: u64,
+    /// Milliseconds old instances keep serving in-flight requests after traffic switched.
+    #[arg(long, env = "BERTH_DRAIN_MS", default_value_t = 10_000)]
+    pub drain_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -217,5 +275,238 @@ pub enum AuditCmd {
     List {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthType {
+    Anonymous,
+    Basic,
+    DockerConfig,
+    Implicit,
+}
+
+impl AuthType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Anonymous => "anonymous",
+            AuthType::Basic => "basic",
+            AuthType::DockerConfig => "docker-config",
+            AuthType::Implicit => "implicit",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RegistrySettingsArgs {
+    /// Registry host[:port], e.g. ghcr.io or 127.0.0.1:5000 (no scheme, no path).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// How berth authenticates: anonymous, basic, docker-config or implicit.
+    #[arg(long = "auth", value_enum)]
+    pub auth: Option<AuthType>,
+    /// Username (basic).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password or access token from standard input (basic).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Docker config JSON file with one `auths` entry (docker-config); `-` reads stdin.
+    #[arg(long)]
+    pub docker_config: Option<PathBuf>,
+    /// PEM file with the CA certificate(s) the registry's TLS certificate chains to.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain HTTP for a non-loopback host.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Platform deployments need (default linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Register a registry.
+    Add {
+        name: String,
+        #[command(flatten)]
+        settings: RegistrySettingsArgs,
+    },
+    List,
+    Get {
+        name: String,
+    },
+    /// Change a registry (credentials are replaced, never shown).
+    Update {
+        name: String,
+        #[command(flatten)]
+        settings: RegistrySettingsArgs,
+        /// Remove the CA certificate.
+        #[arg(long, conflicts_with = "ca_file")]
+        clear_ca: bool,
+    },
+    Delete {
+        name: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check DNS, connection, TLS, credentials and optionally resolve an image; exit 1 on failure.
+    Test {
+        name: String,
+        /// Also resolve this image (repo:tag, repo@digest, or host/repo:tag).
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// List the tags of a repository.
+    Tags {
+        name: String,
+        #[arg(long)]
+        repository: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Parse and normalize an image reference like Docker does; exit 1 when invalid.
+    Parse { reference: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ValidateCmd {
+    /// Check a Docker config JSON for use as registry credentials (never prints the password).
+    DockerConfig {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ComponentKind {
+    Service,
+    WebApp,
+    ScheduledTask,
+    ManualTask,
+}
+
+impl ComponentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Service => "service",
+            ComponentKind::WebApp => "web-app",
+            ComponentKind::ScheduledTask => "scheduled-task",
+            ComponentKind::ManualTask => "manual-task",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComponentCmd {
+    /// Create a component from a full image URL (the tag must resolve unless --no-verify).
+    Create {
+        name: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long = "type", value_enum)]
+        kind: ComponentKind,
+        #[arg(long)]
+        registry: String,
+        /// Full image URL, e.g. ghcr.io/acme/web:v1.
+        #[arg(long)]
+        image: String,
+        /// Container port the service listens on.
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Do not resolve the tag now.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    List {
+        #[arg(long)]
+        project: String,
+    },
+    Get {
+        name: String,
+        #[arg(long)]
+        project: String,
+    },
+    Update {
+        name: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a component and stop it everywhere.
+    Delete {
+        name: String,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Each image the component ran (for --previous).
+    PreviousImages {
+        name: String,
+        #[arg(long)]
+        project: String,
+    },
+    /// What runs in each environment, with URLs.
+    Status {
+        name: String,
+        #[arg(long)]
+        project: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub component: String,
+    /// Update Image Tag.
+    #[arg(long, conflicts_with_all = ["image", "previous"])]
+    pub tag: Option<String>,
+    /// Update Image URL (any repository on a registered registry).
+    #[arg(long, conflicts_with = "previous")]
+    pub image: Option<String>,
+    /// Redeploy a previous image: a digest or a release id.
+    #[arg(long)]
+    pub previous: Option<String>,
+    /// Deploy even when the digest did not change.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait for the outcome, printing events; exit 1 when it fails.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCmd {
+    List {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        env: Option<String>,
+    },
+    Get { id: String },
+    /// Events of a deployment; --follow until it finishes.
+    Events {
+        id: String,
+        #[arg(long)]
+        follow: bool,
     },
 }

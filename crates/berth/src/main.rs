@@ -17,7 +17,9 @@ use clap::{CommandFactory, Parser};
 use serde_json::Value;
 
 use crate::cli::{
-    AuditCmd, Cli, Command, EnvCmd, LogFormat, OrgCmd, ProjectCmd, ServeArgs, TokenCmd, UserCmd,
+    AuditCmd, Cli, Command, ComponentCmd, DeployArgs, DeploymentCmd, EnvCmd, ImageCmd, LogFormat,
+    OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs, TokenCmd, UserCmd,
+    ValidateCmd,
 };
 use crate::client::{CallError, Client, resolve_token, seg, store_credentials};
 use crate::printer::{Columns, Printer};
@@ -55,6 +57,67 @@ const TOKEN_COLUMNS: Columns = &[
     ("EXPIRES", "expiresAt"),
     ("REVOKED", "revokedAt"),
 ];
+const REGISTRY_COLUMNS: Columns = &[
+    ("NAME", "name"),
+    ("HOST", "host"),
+    ("AUTH", "authType"),
+    ("USERNAME", "username"),
+    ("PASSWORD SET", "passwordSet"),
+    ("PLATFORM", "platform"),
+];
+const STEP_COLUMNS: Columns = &[("STEP", "step"), ("OK", "ok"), ("DETAIL", "detail")];
+const IMAGE_COLUMNS: Columns = &[
+    ("DOMAIN", "domain"),
+    ("PATH", "path"),
+    ("TAG", "tag"),
+    ("DIGEST", "digest"),
+    ("NORMALIZED", "normalized"),
+];
+
+/// A failure already reported on stdout (e.g. a failed `registry test`): exit 1, print nothing more.
+#[derive(Debug)]
+struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+const COMPONENT_COLUMNS: Columns = &[
+    ("NAME", "name"),
+    ("TYPE", "type"),
+    ("IMAGE", "image"),
+    ("REGISTRY", "registry"),
+    ("PORT", "port"),
+];
+const DEPLOYMENT_COLUMNS: Columns = &[
+    ("ID", "id"),
+    ("ENV", "environment"),
+    ("STATUS", "status"),
+    ("TAG", "tag"),
+    ("DIGEST", "digest"),
+    ("TRIGGER", "trigger"),
+    ("CREATED", "createdAt"),
+    ("REASON", "reason"),
+];
+const ACCEPTED_COLUMNS: Columns = &[
+    ("DEPLOYMENT", "deploymentId"),
+    ("ENV", "environment"),
+    ("IMAGE", "image"),
+    ("CREATED", "created"),
+];
+const PREVIOUS_COLUMNS: Columns = &[
+    ("DIGEST", "digest"),
+    ("IMAGE", "image"),
+    ("RELEASE", "release"),
+    ("FIRST DEPLOYED", "firstDeployedAt"),
+    ("LAST DEPLOYED", "lastDeployedAt"),
+    ("TRIGGER", "trigger"),
+];
+
 const AUDIT_COLUMNS: Columns = &[
     ("AT", "at"),
     ("ACTOR", "actor"),
@@ -83,6 +146,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli, printer)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
         Err(e) => {
             match e.downcast_ref::<CallError>() {
                 Some(CallError {
@@ -310,11 +374,441 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Component(cmd) => component(cmd, &client()?, &org, printer).await,
+        Command::Deploy(args) => deploy(args, &client()?, &org, printer).await,
+        Command::Promote {
+            project,
+            component,
+            from,
+            to,
+            wait,
+        } => {
+            let c = client()?;
+            let path = format!(
+                "/api/v1/orgs/{org}/projects/{}/components/{}/promote",
+                seg(&project),
+                seg(&component)
+            );
+            let accepted: Value = c
+                .post(&path, &serde_json::json!({ "from": from, "to": to }))
+                .await?;
+            finish_deploy(&c, accepted, wait, printer).await
+        }
+        Command::Deployment(cmd) => deployment(cmd, &client()?, &org, printer).await,
+        Command::Logs {
+            project,
+            component,
+            env,
+            tail,
+        } => {
+            let mut path = format!(
+                "/api/v1/orgs/{org}/projects/{}/components/{}/logs?tail={tail}",
+                seg(&project),
+                seg(&component)
+            );
+            if let Some(e) = env {
+                path.push_str(&format!("&env={}", seg(&e)));
+            }
+            let logs: Value = client()?.get(&path).await?;
+            if printer.output == cli::Output::Table {
+                for line in logs["lines"].as_array().into_iter().flatten() {
+                    print!("{}", line.as_str().unwrap_or_default());
+                }
+                Ok(())
+            } else {
+                printer.print(&logs, &[])
+            }
+        }
+        Command::Registry(cmd) => registry(cmd, &client()?, &org, printer).await,
+        Command::Image(ImageCmd::Parse { reference }) => image_parse(&reference, printer),
+        Command::Validate(ValidateCmd::DockerConfig { file }) => validate_docker_config(&file, printer),
         Command::Audit(AuditCmd::List { limit }) => {
             let rows: List<AuditEntry> = client()?
                 .get(&format!("/api/v1/audit?limit={limit}"))
                 .await?;
             printer.print(&rows, AUDIT_COLUMNS)
+        }
+    }
+}
+
+/// Reads a file, or stdin for `-`.
+fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin().read_to_string(&mut t).context("reading stdin")?;
+        Ok(t)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+/// The JSON body of `registry add|update` from flags; secrets only from stdin or files.
+fn registry_body(
+    name: Option<String>,
+    args: RegistrySettingsArgs,
+    clear_ca: bool,
+) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut body = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        body.insert(k.to_owned(), v);
+    };
+    if let Some(n) = name {
+        put("name", n.into());
+    }
+    if let Some(a) = args.auth {
+        put("authType", a.as_str().into());
+    }
+    if let Some(h) = args.host {
+        put("host", h.into());
+    }
+    if let Some(u) = args.username {
+        put("username", u.into());
+    }
+    if args.password_stdin {
+        let mut p = String::new();
+        std::io::stdin().read_to_string(&mut p).context("reading the password from stdin")?;
+        // Only the line ending a shell adds; anything else is part of the password.
+        let p = p.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&p);
+        put("password", p.into());
+    }
+    if let Some(f) = args.docker_config {
+        put("dockerConfig", read_input(&f)?.into());
+    }
+    if let Some(f) = args.ca_file {
+        put("caCertificate", read_input(&f)?.into());
+    } else if clear_ca {
+        put("caCertificate", "".into());
+    }
+    if args.insecure {
+        put("insecure", true.into());
+    }
+    if let Some(p) = args.platform {
+        put("platform", p.into());
+    }
+    if let Some(d) = args.display_name {
+        put("displayName", d.into());
+    }
+    Ok(body)
+}
+
+async fn registry(cmd: RegistryCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+    let base = format!("/api/v1/orgs/{org}/registries");
+    match cmd {
+        RegistryCmd::Add { name, settings } => {
+            if settings.auth.is_none() {
+                bail!("--auth is required: anonymous, basic, docker-config or implicit");
+            }
+            let body = registry_body(Some(name), settings, false)?;
+            printer.print(&c.post::<_, Value>(&base, &body).await?, REGISTRY_COLUMNS)
+        }
+        RegistryCmd::List => printer.print(&c.get::<Value>(&base).await?, REGISTRY_COLUMNS),
+        RegistryCmd::Get { name } => printer.print(
+            &c.get::<Value>(&format!("{base}/{}", seg(&name))).await?,
+            REGISTRY_COLUMNS,
+        ),
+        RegistryCmd::Update {
+            name,
+            settings,
+            clear_ca,
+        } => {
+            let body = registry_body(None, settings, clear_ca)?;
+            let path = format!("{base}/{}", seg(&name));
+            printer.print(&c.patch::<_, Value>(&path, &body).await?, REGISTRY_COLUMNS)
+        }
+        RegistryCmd::Delete { name, yes } => {
+            confirm(yes, "registry", &name)?;
+            c.delete::<Value>(&format!("{base}/{}", seg(&name))).await?;
+            printer.done("deleted", "registry", &name)
+        }
+        RegistryCmd::Test { name, image } => {
+            let path = format!("{base}/{}/test", seg(&name));
+            let report: Value = c
+                .post(&path, &serde_json::json!({ "image": image }))
+                .await?;
+            if printer.output == cli::Output::Table {
+                let steps = serde_json::json!({ "items": report["steps"] });
+                printer.print(&steps, STEP_COLUMNS)?;
+                if let Some(d) = report["digest"].as_str() {
+                    println!("digest: {d}");
+                }
+            } else {
+                printer.print(&report, &[])?;
+            }
+            if report["ok"] == Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(Reported.into())
+            }
+        }
+        RegistryCmd::Tags { name, repository } => {
+            let path = format!(
+                "{base}/{}/tags?repository={}",
+                seg(&name),
+                seg(&repository)
+            );
+            let tags: Value = c.get(&path).await?;
+            if printer.output == cli::Output::Table {
+                for t in tags["tags"].as_array().into_iter().flatten() {
+                    println!("{}", t.as_str().unwrap_or_default());
+                }
+                Ok(())
+            } else {
+                printer.print(&tags, &[])
+            }
+        }
+    }
+}
+
+fn component_base(org: &str, project: &str) -> String {
+    format!("/api/v1/orgs/{org}/projects/{}/components", seg(project))
+}
+
+async fn component(cmd: ComponentCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+    match cmd {
+        ComponentCmd::Create {
+            name,
+            project,
+            kind,
+            registry,
+            image,
+            port,
+            display_name,
+            description,
+            no_verify,
+        } => {
+            let body = serde_json::json!({
+                "name": name, "type": kind.as_str(), "registry": registry, "image": image,
+                "port": port, "displayName": display_name, "description": description,
+                "noVerify": no_verify,
+            });
+            let created: Value = c.post(&component_base(org, &project), &body).await?;
+            printer.print(&created, COMPONENT_COLUMNS)
+        }
+        ComponentCmd::List { project } => {
+            printer.print(&c.get::<Value>(&component_base(org, &project)).await?, COMPONENT_COLUMNS)
+        }
+        ComponentCmd::Get { name, project } => {
+            let path = format!("{}/{}", component_base(org, &project), seg(&name));
+            printer.print(&c.get::<Value>(&path).await?, COMPONENT_COLUMNS)
+        }
+        ComponentCmd::Update {
+            name,
+            project,
+            port,
+            display_name,
+            description,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(p) = port {
+                body.insert("port".into(), p.into());
+            }
+            if let Some(d) = display_name {
+                body.insert("displayName".into(), d.into());
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), d.into());
+            }
+            let path = format!("{}/{}", component_base(org, &project), seg(&name));
+            printer.print(&c.patch::<_, Value>(&path, &body).await?, COMPONENT_COLUMNS)
+        }
+        ComponentCmd::Delete { name, project, yes } => {
+            confirm(yes, "component", &name)?;
+            let path = format!("{}/{}", component_base(org, &project), seg(&name));
+            c.delete::<Value>(&path).await?;
+            printer.done("deleted", "component", &name)
+        }
+        ComponentCmd::PreviousImages { name, project } => {
+            let path = format!("{}/{}/previous-images", component_base(org, &project), seg(&name));
+            printer.print(&c.get::<Value>(&path).await?, PREVIOUS_COLUMNS)
+        }
+        ComponentCmd::Status { name, project } => {
+            let path = format!("{}/{}/environments", component_base(org, &project), seg(&name));
+            let envs: Value = c.get(&path).await?;
+            if printer.output == cli::Output::Table {
+                let rows: Vec<Value> = envs["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        serde_json::json!({
+                            "environment": e["environment"],
+                            "status": e["latest"]["status"],
+                            "digest": e["current"]["digest"],
+                            "url": e["url"],
+                        })
+                    })
+                    .collect();
+                printer.print(
+                    &serde_json::json!({ "items": rows }),
+                    &[("ENV", "environment"), ("LATEST", "status"), ("SERVING", "digest"), ("URL", "url")],
+                )
+            } else {
+                printer.print(&envs, &[])
+            }
+        }
+    }
+}
+
+async fn deploy(args: DeployArgs, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+    let path = format!(
+        "{}/{}/deploy",
+        component_base(org, &args.project),
+        seg(&args.component)
+    );
+    let mut body = serde_json::Map::new();
+    if let Some(t) = args.tag {
+        body.insert("tag".into(), t.into());
+    }
+    if let Some(i) = args.image {
+        body.insert("image".into(), i.into());
+    }
+    if let Some(p) = args.previous {
+        body.insert("previous".into(), p.into());
+    }
+    if args.force {
+        body.insert("force".into(), true.into());
+    }
+    let accepted: Value = c.post(&path, &body).await?;
+    finish_deploy(c, accepted, args.wait, printer).await
+}
+
+/// Prints the accepted deployment; with `wait`, follows its events until it finishes and exits
+/// non-zero unless it became ready.
+async fn finish_deploy(c: &Client, accepted: Value, wait: bool, printer: Printer) -> anyhow::Result<()> {
+    if !wait {
+        return printer.print(&accepted, ACCEPTED_COLUMNS);
+    }
+    let id = accepted["deploymentId"].as_str().unwrap_or_default().to_owned();
+    if accepted["created"] == Value::Bool(false) {
+        printer.note("the image is already deployed (same digest); nothing to do (use --force to redeploy)");
+    }
+    let status = follow_events(c, &id, printer).await?;
+    let deployment: Value = c.get(&format!("/api/v1/deployments/{}", seg(&id))).await?;
+    if printer.output != cli::Output::Table {
+        printer.print(&deployment, &[])?;
+    }
+    if status == "ready" {
+        Ok(())
+    } else {
+        if printer.output == cli::Output::Table {
+            printer.note(&format!(
+                "deployment {id} {status}: {}",
+                deployment["reason"].as_str().unwrap_or("no reason recorded")
+            ));
+        }
+        Err(Reported.into())
+    }
+}
+
+/// Streams a deployment's events to stderr until it reaches a final status; returns it.
+async fn follow_events(c: &Client, id: &str, printer: Printer) -> anyhow::Result<String> {
+    let mut after = 0i64;
+    loop {
+        let events: Value = c
+            .get(&format!("/api/v1/deployments/{}/events?after={after}", seg(id)))
+            .await?;
+        for e in events["items"].as_array().into_iter().flatten() {
+            after = after.max(e["id"].as_i64().unwrap_or(after));
+            printer.note(&format!(
+                "{}  {}",
+                e["at"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default()
+            ));
+        }
+        let d: Value = c.get(&format!("/api/v1/deployments/{}", seg(id))).await?;
+        let status = d["status"].as_str().unwrap_or("unknown").to_owned();
+        if matches!(status.as_str(), "ready" | "failed" | "rolled-back" | "superseded") {
+            // Print what arrived between the last poll and the final status.
+            let rest: Value = c
+                .get(&format!("/api/v1/deployments/{}/events?after={after}", seg(id)))
+                .await?;
+            for e in rest["items"].as_array().into_iter().flatten() {
+                printer.note(&format!(
+                    "{}  {}",
+                    e["at"].as_str().unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default()
+                ));
+            }
+            return Ok(status);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+async fn deployment(cmd: DeploymentCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+    match cmd {
+        DeploymentCmd::List {
+            project,
+            component,
+            env,
+        } => {
+            let mut path = format!("{}/{}/deployments", component_base(org, &project), seg(&component));
+            if let Some(e) = env {
+                path.push_str(&format!("?env={}", seg(&e)));
+            }
+            printer.print(&c.get::<Value>(&path).await?, DEPLOYMENT_COLUMNS)
+        }
+        DeploymentCmd::Get { id } => printer.print(
+            &c.get::<Value>(&format!("/api/v1/deployments/{}", seg(&id))).await?,
+            DEPLOYMENT_COLUMNS,
+        ),
+        DeploymentCmd::Events { id, follow } => {
+            if follow {
+                follow_events(c, &id, printer).await.map(|_| ())
+            } else {
+                let events: Value = c.get(&format!("/api/v1/deployments/{}/events", seg(&id))).await?;
+                printer.print(&events, &[("AT", "at"), ("MESSAGE", "message")])
+            }
+        }
+    }
+}
+
+/// Whether the name part of a reference (before any `@digest`) ends in `:tag`.
+fn explicit_tag(input: &str) -> bool {
+    let name = input.split('@').next().unwrap_or(input);
+    name.rsplit_once(':').is_some_and(|(_, after)| !after.contains('/'))
+}
+
+fn image_parse(input: &str, printer: Printer) -> anyhow::Result<()> {
+    match berth_core::reference::ImageRef::parse(input) {
+        Ok(r) => printer.print(
+            &serde_json::json!({
+                "input": input,
+                "domain": r.domain(),
+                "path": r.path(),
+                // As written: `nginx` has no tag (normalized still shows the `latest` default).
+                "tag": r.tag().filter(|_| explicit_tag(input)),
+                "digest": r.digest(),
+                "normalized": r.normalized(),
+                "familiar": r.familiar(),
+            }),
+            IMAGE_COLUMNS,
+        ),
+        Err(e) => {
+            printer.error("invalid_reference", &e.to_string(), Some("reference"));
+            Err(Reported.into())
+        }
+    }
+}
+
+fn validate_docker_config(file: &std::path::Path, printer: Printer) -> anyhow::Result<()> {
+    let text = read_input(file)?;
+    match berth_core::docker_config::parse_docker_config(&text) {
+        Ok(auth) => printer.print(
+            &serde_json::json!({ "valid": true, "host": auth.host, "username": auth.username }),
+            &[("VALID", "valid"), ("HOST", "host"), ("USERNAME", "username")],
+        ),
+        Err(e) => {
+            let body = serde_json::json!({
+                "valid": false,
+                "error": { "code": "invalid_docker_config", "field": e.field, "message": e.to_string() },
+            });
+            if printer.output == cli::Output::Table {
+                printer.note(&format!("invalid: {e}"));
+            } else {
+                printer.print(&body, &[])?;
+            }
+            Err(Reported.into())
         }
     }
 }
@@ -345,6 +839,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         engine: args.engine,
+        registry_ssrf: berth_server::SsrfPolicy {
+            allow_private: !args.registry_block_private,
+            allow_loopback: !args.registry_block_loopback,
+        },
+        gateway_listen: args.gateway_listen,
+        ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
+        drain: std::time::Duration::from_millis(args.drain_ms),
     };
     let server = berth_server::Server::prepare(&config).await?;
     if let Some(token) = &server.admin_token {

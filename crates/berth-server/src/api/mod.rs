@@ -1,6 +1,8 @@
 //! The HTTP API under `/api/v1`, plus `/healthz` and `/readyz`.
 
+pub mod components;
 pub mod orgs;
+pub mod registries;
 pub mod system;
 pub mod users;
 
@@ -22,6 +24,14 @@ use crate::AppState;
         orgs::list_environments,
         orgs::list_projects, orgs::create_project, orgs::get_project, orgs::update_project,
         orgs::delete_project,
+        registries::list_registries, registries::create_registry, registries::get_registry,
+        registries::update_registry, registries::delete_registry, registries::test_registry,
+        registries::list_tags,
+        components::list_components, components::create_component, components::get_component,
+        components::update_component, components::delete_component, components::deploy,
+        components::promote, components::list_deployments, components::previous_images,
+        components::environments, components::get_deployment, components::deployment_events,
+        components::logs,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -64,6 +74,57 @@ pub fn authenticated() -> Router<AppState> {
             "/orgs/{org}/projects",
             get(orgs::list_projects).post(orgs::create_project),
         )
+        .route(
+            "/orgs/{org}/registries",
+            get(registries::list_registries).post(registries::create_registry),
+        )
+        .route(
+            "/orgs/{org}/registries/{registry}",
+            get(registries::get_registry)
+                .patch(registries::update_registry)
+                .delete(registries::delete_registry),
+        )
+        .route(
+            "/orgs/{org}/registries/{registry}/test",
+            axum::routing::post(registries::test_registry),
+        )
+        .route("/orgs/{org}/registries/{registry}/tags", get(registries::list_tags))
+        .route(
+            "/orgs/{org}/projects/{project}/components",
+            get(components::list_components).post(components::create_component),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}",
+            get(components::get_component)
+                .patch(components::update_component)
+                .delete(components::delete_component),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/deploy",
+            axum::routing::post(components::deploy),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/promote",
+            axum::routing::post(components::promote),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/deployments",
+            get(components::list_deployments),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/previous-images",
+            get(components::previous_images),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/environments",
+            get(components::environments),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/logs",
+            get(components::logs),
+        )
+        .route("/deployments/{id}", get(components::get_deployment))
+        .route("/deployments/{id}/events", get(components::deployment_events))
         .route(
             "/orgs/{org}/projects/{project}",
             get(orgs::get_project)

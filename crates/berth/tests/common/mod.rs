@@ -13,6 +13,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_berth");
 pub struct ServerProc {
     pub child: Child,
     pub url: String,
+    /// The external gateway's base URL.
+    pub gateway: String,
     pub data_dir: PathBuf,
     pub stdout: String,
     /// Server log lines (stderr), collected in the background.
@@ -53,8 +55,9 @@ impl ServerProc {
             }
         });
         let mut url = None;
+        let mut gateway = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while url.is_none() {
+        while url.is_none() || gateway.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx
                 .recv_timeout(left)
@@ -62,6 +65,10 @@ impl ServerProc {
             if let Some(i) = line.find("berth listening on http://") {
                 let rest = &line[i + "berth listening on ".len()..];
                 url = Some(rest.split('"').next().unwrap().to_owned());
+            }
+            if let Some(i) = line.find("gateway listening on http://") {
+                let rest = &line[i + "gateway listening on ".len()..];
+                gateway = Some(rest.split('"').next().unwrap().to_owned());
             }
         }
         // stdout: the one-time banner, written before the listening line.
@@ -88,6 +95,7 @@ impl ServerProc {
         Self {
             child,
             url: url.unwrap(),
+            gateway: gateway.unwrap(),
             data_dir: data_dir.to_owned(),
             stdout,
             logs: rx,

@@ -1,0 +1,559 @@
+//! Components and deploying them: create from an image URL, Update Image Tag / Update Image URL
+//! / Previous Images, promotion, deployments and their events.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use berth_core::api::{
+    Component, CreateComponent, DeployAccepted, DeployRequest, Deployment, DeploymentEvent,
+    DeploymentStatus, EnvironmentState, List, PreviousImage, PromoteRequest, UpdateComponent,
+};
+use berth_core::reference::{ImageRef, validate_tag};
+use berth_core::role::Action;
+use berth_core::{validate_description, validate_display_name, validate_name};
+use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
+use berth_store::{NewComponent, NewRelease, Origin, ReleaseChoice};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::registries::{client_for, registry_error};
+use crate::auth::Auth;
+use crate::deploy;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+
+type ComponentPath = Path<(String, String, String)>;
+
+async fn component_or_404(state: &AppState, org: &str, project: &str, name: &str) -> ApiResult<Component> {
+    if state.store().get_project(org, project).await?.is_none() {
+        return Err(ApiError::not_found(format!("project {project:?} not found in organization {org:?}")));
+    }
+    state
+        .store()
+        .get_component(org, project, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("component {name:?} not found in project {project:?}")))
+}
+
+/// Resolves `image` on `registry` to a digest; a missing tag is the caller's 422.
+async fn resolve(state: &AppState, org: &str, registry: &str, image: &ImageRef, field: &str) -> ApiResult<String> {
+    let (_, settings) = state
+        .store()
+        .registry_settings(org, registry)
+        .await?
+        .ok_or_else(|| ApiError::validation("registry", format!("registry {registry:?} not found")))?;
+    let client = client_for(state, &settings)?;
+    let reference = image
+        .digest()
+        .map(str::to_owned)
+        .or_else(|| image.tag().map(str::to_owned))
+        .unwrap_or_else(|| "latest".into());
+    match client.resolve(image.path(), &reference).await {
+        Ok(r) if r.platform_available == Some(false) => Err(ApiError::validation(
+            field,
+            format!(
+                "{image} has no {} image (it has: {})",
+                settings.platform,
+                r.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        Ok(r) => Ok(r.digest),
+        Err(berth_registry::Error::NotFound { detail, .. }) => Err(ApiError::validation(
+            field,
+            format!("tag {reference:?} not found in {} ({detail})", image.name()),
+        )),
+        Err(e) => Err(registry_error(e)),
+    }
+}
+
+/// The registry of the organization that serves `image`'s host: the preferred one when it
+/// does, else the only other one.
+async fn registry_for(state: &AppState, org: &str, preferred: &str, image: &ImageRef, field: &str) -> ApiResult<String> {
+    let registries = state.store().list_registries(org).await?;
+    let host = image.registry_host();
+    if registries.iter().any(|r| r.name == preferred && r.host == host) {
+        return Ok(preferred.to_owned());
+    }
+    let serving: Vec<_> = registries.iter().filter(|r| r.host == host).collect();
+    match serving.as_slice() {
+        [one] => Ok(one.name.clone()),
+        [] => Err(ApiError::validation(
+            field,
+            format!("no registered registry serves {host}; register it first (berth registry add)"),
+        )),
+        many => Err(ApiError::validation(
+            field,
+            format!(
+                "several registries serve {host} ({}); deploy from the component's registry or change it",
+                many.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+fn parse_image(field: &str, text: &str) -> ApiResult<ImageRef> {
+    ImageRef::parse(text).map_err(|e| ApiError::validation(field, e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components", tag = "components",
+    responses((status = 200, body = List<Component>)))]
+pub async fn list_components(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project)): Path<(String, String)>,
+) -> ApiResult<Json<List<Component>>> {
+    Ok(Json(List { items: state.store().list_components(&org, &project).await? }))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/components", tag = "components",
+    request_body = CreateComponent,
+    responses((status = 201, body = Component), (status = 409, body = berth_core::api::ApiError),
+              (status = 422, body = berth_core::api::ApiError), (status = 502, body = berth_core::api::ApiError)))]
+pub async fn create_component(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project)): Path<(String, String)>,
+    Json(body): Json<CreateComponent>,
+) -> ApiResult<(StatusCode, Json<Component>)> {
+    auth.require(Action::Write)?;
+    validate_name("name", &body.name)?;
+    let display_name = body.display_name.unwrap_or_else(|| body.name.clone());
+    validate_display_name("displayName", &display_name)?;
+    let description = body.description.unwrap_or_default();
+    validate_description("description", &description)?;
+    if state.store().get_project(&org, &project).await?.is_none() {
+        return Err(ApiError::not_found(format!("project {project:?} not found in organization {org:?}")));
+    }
+    if body.port == Some(0) {
+        return Err(ApiError::validation("port", "must be between 1 and 65535"));
+    }
+    let registry = state
+        .store()
+        .get_registry(&org, &body.registry)
+        .await?
+        .ok_or_else(|| {
+            ApiError::validation(
+                "registry",
+                format!("registry {:?} not found in organization {org:?}; register it first (berth registry add)", body.registry),
+            )
+        })?;
+    let image = parse_image("image", &body.image)?;
+    if image.registry_host() != registry.host {
+        return Err(ApiError::validation(
+            "image",
+            format!(
+                "is on {} but registry {:?} serves {}; use a registry for {}",
+                image.registry_host(), registry.name, registry.host, image.registry_host()
+            ),
+        ));
+    }
+    if !body.no_verify {
+        resolve(&state, &org, &registry.name, &image, "image").await?;
+    }
+    let component = state
+        .store()
+        .insert_component(
+            &org,
+            &project,
+            &NewComponent {
+                name: &body.name,
+                display_name: &display_name,
+                description: &description,
+                kind: body.kind,
+                registry: &registry.name,
+                image: &image.normalized(),
+                port: body.port,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(component)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}", tag = "components",
+    responses((status = 200, body = Component), (status = 404, body = berth_core::api::ApiError)))]
+pub async fn get_component(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name)): ComponentPath,
+) -> ApiResult<Json<Component>> {
+    Ok(Json(component_or_404(&state, &org, &project, &name).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}", tag = "components",
+    request_body = UpdateComponent,
+    responses((status = 200, body = Component), (status = 422, body = berth_core::api::ApiError)))]
+pub async fn update_component(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project, name)): ComponentPath,
+    Json(body): Json<UpdateComponent>,
+) -> ApiResult<Json<Component>> {
+    auth.require(Action::Write)?;
+    component_or_404(&state, &org, &project, &name).await?;
+    if let Some(new) = &body.name
+        && *new != name
+    {
+        return Err(ApiError::validation(
+            "name",
+            format!("is immutable (it is {name:?}); create a new component to use {new:?}"),
+        ));
+    }
+    if let Some(d) = &body.display_name {
+        validate_display_name("displayName", d)?;
+    }
+    if let Some(d) = &body.description {
+        validate_description("description", d)?;
+    }
+    if body.port == Some(0) {
+        return Err(ApiError::validation("port", "must be between 1 and 65535"));
+    }
+    let c = state
+        .store()
+        .update_component(&org, &project, &name, body.display_name.as_deref(), body.description.as_deref(), body.port)
+        .await?;
+    Ok(Json(c))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}", tag = "components",
+    responses((status = 204), (status = 404, body = berth_core::api::ApiError)))]
+pub async fn delete_component(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project, name)): ComponentPath,
+) -> ApiResult<StatusCode> {
+    auth.require(Action::Write)?;
+    component_or_404(&state, &org, &project, &name).await?;
+    let envs = state.store().list_environments(&org).await?;
+    state.store().delete_component(&org, &project, &name).await?;
+    // The store no longer wants it: stop everything now (the reconciler finishes the job if the
+    // engine is away).
+    for env in envs {
+        let key = WorkloadKey { org: org.clone(), project: project.clone(), component: name.clone(), env: env.name };
+        state.gateway().remove(&key);
+        if let Ok(engine) = state.engine()
+            && let Err(e) = engine.remove_workload(&key).await
+        {
+            tracing::warn!(%key, error = %e, "removing the workload failed; the reconciler will retry");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn accepted(state: &AppState, d: &Deployment, created: bool) -> (StatusCode, Json<DeployAccepted>) {
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    (
+        status,
+        Json(DeployAccepted {
+            deployment_id: d.id.clone(),
+            environment: d.environment.clone(),
+            image: d.image.clone(),
+            digest: d.digest.clone(),
+            created,
+            status_url: format!("{}/api/v1/deployments/{}", state.config().public_url, d.id),
+        }),
+    )
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/deploy", tag = "components",
+    request_body = DeployRequest,
+    responses((status = 202, body = DeployAccepted), (status = 200, body = DeployAccepted),
+              (status = 422, body = berth_core::api::ApiError), (status = 502, body = berth_core::api::ApiError)))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project, name)): ComponentPath,
+    Json(body): Json<DeployRequest>,
+) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
+    auth.require(Action::Write)?;
+    let component = component_or_404(&state, &org, &project, &name).await?;
+    let chosen = [body.tag.is_some(), body.image.is_some(), body.previous.is_some()];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        return Err(ApiError::validation("body", "give at most one of tag, image and previous"));
+    }
+    let envs = state.store().list_environments(&org).await?;
+    let first = envs
+        .first()
+        .ok_or_else(|| ApiError::validation("environment", format!("organization {org:?} has no environments")))?
+        .name
+        .clone();
+    let origin_actor = auth.0.actor();
+    let origin = Origin { trigger: "user", actor: &origin_actor };
+    if let Some(previous) = &body.previous {
+        let release = state
+            .store()
+            .find_release(&org, &project, &name, previous)
+            .await?
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "previous",
+                    format!("{name:?} never ran {previous:?}; see its previous images for digests and release ids"),
+                )
+            })?;
+        let d = state
+            .store()
+            .create_deployment(&org, &project, &name, &first, ReleaseChoice::Existing(&release), None, origin)
+            .await?;
+        deploy::kick(&state, WorkloadKey { org, project, component: name, env: first });
+        return Ok(accepted(&state, &d, true));
+    }
+    let current = parse_image("image", &component.image)?;
+    let (image, registry, field) = match (&body.tag, &body.image) {
+        (Some(tag), _) => {
+            validate_tag(tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
+            let image = current.with_tag(tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
+            (image, component.registry.clone(), "tag")
+        }
+        (None, Some(text)) => {
+            let image = parse_image("image", text)?;
+            let registry = registry_for(&state, &org, &component.registry, &image, "image").await?;
+            (image, registry, "image")
+        }
+        (None, None) => (current, component.registry.clone(), "image"),
+    };
+    let digest = resolve(&state, &org, &registry, &image, field).await?;
+    // Same digest already deployed (or on its way) to the first environment: nothing to do.
+    if !body.force {
+        let latest = state.store().list_deployments(&org, &project, &name, Some(&first), 1).await?;
+        if let Some(d) = latest.first()
+            && d.digest == digest
+            && !matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::RolledBack)
+        {
+            return Ok(accepted(&state, d, false));
+        }
+    }
+    let repository = image.name();
+    let normalized = image.normalized();
+    let d = state
+        .store()
+        .create_deployment(
+            &org,
+            &project,
+            &name,
+            &first,
+            ReleaseChoice::New(NewRelease {
+                registry: &registry,
+                repository: &repository,
+                tag: image.tag(),
+                digest: &digest,
+                port: component.port,
+                endpoints: "[]",
+                config: "{}",
+            }),
+            Some(&normalized),
+            origin,
+        )
+        .await?;
+    deploy::kick(&state, WorkloadKey { org, project, component: name, env: first });
+    Ok(accepted(&state, &d, true))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/promote", tag = "components",
+    request_body = PromoteRequest,
+    responses((status = 202, body = DeployAccepted), (status = 409, body = berth_core::api::ApiError),
+              (status = 422, body = berth_core::api::ApiError)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project, name)): ComponentPath,
+    Json(body): Json<PromoteRequest>,
+) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
+    auth.require(Action::Write)?;
+    component_or_404(&state, &org, &project, &name).await?;
+    let envs = state.store().list_environments(&org).await?;
+    let known = |field: &str, env: &str| {
+        if envs.iter().any(|e| e.name == env) {
+            Ok(())
+        } else {
+            Err(ApiError::validation(
+                field,
+                format!(
+                    "environment {env:?} not found; the organization has {}",
+                    envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    };
+    known("from", &body.from)?;
+    known("to", &body.to)?;
+    if body.from == body.to {
+        return Err(ApiError::validation("to", "must differ from `from`"));
+    }
+    let current = state
+        .store()
+        .list_deployments(&org, &project, &name, Some(&body.from), 50)
+        .await?
+        .into_iter()
+        .find(|d| d.status == DeploymentStatus::Ready)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("nothing is running in {} to promote; deploy there first", body.from),
+            )
+        })?;
+    let actor = auth.0.actor();
+    let d = state
+        .store()
+        .create_deployment(
+            &org,
+            &project,
+            &name,
+            &body.to,
+            ReleaseChoice::Existing(&current.release),
+            None,
+            Origin { trigger: "promote", actor: &actor },
+        )
+        .await?;
+    deploy::kick(&state, WorkloadKey { org, project, component: name, env: body.to });
+    Ok(accepted(&state, &d, true))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentsQuery {
+    /// Only this environment.
+    pub env: Option<String>,
+    /// At most this many, newest first (1–500, default 50).
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/deployments", tag = "components",
+    params(DeploymentsQuery), responses((status = 200, body = List<Deployment>)))]
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name)): ComponentPath,
+    Query(q): Query<DeploymentsQuery>,
+) -> ApiResult<Json<List<Deployment>>> {
+    component_or_404(&state, &org, &project, &name).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 500"));
+    }
+    let items = state.store().list_deployments(&org, &project, &name, q.env.as_deref(), limit).await?;
+    Ok(Json(List { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/previous-images", tag = "components",
+    responses((status = 200, body = List<PreviousImage>)))]
+pub async fn previous_images(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name)): ComponentPath,
+) -> ApiResult<Json<List<PreviousImage>>> {
+    component_or_404(&state, &org, &project, &name).await?;
+    Ok(Json(List { items: state.store().previous_images(&org, &project, &name).await? }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/environments", tag = "components",
+    responses((status = 200, body = List<EnvironmentState>)))]
+pub async fn environments(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name)): ComponentPath,
+) -> ApiResult<Json<List<EnvironmentState>>> {
+    let component = component_or_404(&state, &org, &project, &name).await?;
+    let mut items = Vec::new();
+    for env in state.store().list_environments(&org).await? {
+        let deployments = state.store().list_deployments(&org, &project, &name, Some(&env.name), 50).await?;
+        let current = deployments.iter().find(|d| d.status == DeploymentStatus::Ready).cloned();
+        let key = WorkloadKey { org: org.clone(), project: project.clone(), component: name.clone(), env: env.name.clone() };
+        let url = (current.is_some() && !component.kind.is_task()).then(|| {
+            state
+                .gateway()
+                .url_for(&key, component.kind == berth_core::api::ComponentType::WebApp)
+        });
+        items.push(EnvironmentState { environment: env.name, latest: deployments.first().cloned(), current, url });
+    }
+    Ok(Json(List { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",
+    responses((status = 200, body = Deployment), (status = 404, body = berth_core::api::ApiError)))]
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    state
+        .store()
+        .get_deployment(&id)
+        .await?
+        .map(|w| Json(w.deployment))
+        .ok_or_else(|| ApiError::not_found(format!("deployment {id:?} not found")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events after this event id.
+    pub after: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/events", tag = "deployments", params(EventsQuery),
+    responses((status = 200, body = List<DeploymentEvent>)))]
+pub async fn deployment_events(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<List<DeploymentEvent>>> {
+    if state.store().get_deployment(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("deployment {id:?} not found")));
+    }
+    Ok(Json(List { items: state.store().list_deployment_events(&id, q.after.unwrap_or(0)).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// Environment (default: the first).
+    pub env: Option<String>,
+    /// Last N lines (default 100, at most 10000).
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Logs {
+    pub instance: String,
+    pub lines: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/logs", tag = "components",
+    params(LogsQuery), responses((status = 200, body = Logs)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name)): ComponentPath,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<Logs>> {
+    component_or_404(&state, &org, &project, &name).await?;
+    let envs = state.store().list_environments(&org).await?;
+    let env = match q.env {
+        Some(e) if envs.iter().any(|x| x.name == e) => e,
+        Some(e) => return Err(ApiError::validation("env", format!("environment {e:?} not found"))),
+        None => envs.first().map(|e| e.name.clone()).unwrap_or_default(),
+    };
+    let tail = q.tail.unwrap_or(100);
+    if tail > 10_000 {
+        return Err(ApiError::validation("tail", "must be at most 10000"));
+    }
+    let engine = state
+        .engine()
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", e.to_owned()))?;
+    let key = WorkloadKey { org, project, component: name, env };
+    let unavailable = |e: berth_dataplane::Error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", e.to_string());
+    let instances = engine.instances(&key).await.map_err(unavailable)?;
+    let Some(instance) = instances.iter().find(|i| i.state == berth_dataplane::InstanceState::Running) else {
+        return Err(ApiError::not_found(format!("{key} has no running instance")));
+    };
+    let mut stream = engine
+        .logs(&instance.id, &LogsOptions { tail: Some(tail), since: None, follow: false })
+        .await
+        .map_err(unavailable)?;
+    let mut lines = Vec::new();
+    while let Some(line) = stream.next().await {
+        lines.push(line.map_err(unavailable)?.text);
+    }
+    Ok(Json(Logs { instance: instance.name.clone(), lines }))
+}

@@ -1,0 +1,318 @@
+//! The deploy pipeline and the reconciler.
+//!
+//! The store is the desired state. A deployment is created `pending` by the API; one runner per
+//! workload (component × environment) takes the newest unfinished deployment of its workload
+//! (older queued ones are superseded), rolls it out on the data plane and records the outcome.
+//! At start and then periodically the reconciler converges the engine to the store: it resumes
+//! unfinished deployments, re-creates missing instances of serving releases (which also rebuilds
+//! the gateway's routes) and removes labelled containers the store does not want.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
+use berth_dataplane::{
+    DataPlane, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec,
+};
+use berth_store::DeploymentWork;
+use tracing::{error, info, instrument, warn};
+
+use crate::AppState;
+
+/// How often the reconciler runs when nothing else triggers it.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+
+pub fn key_of(work: &DeploymentWork) -> WorkloadKey {
+    let d = &work.deployment;
+    WorkloadKey {
+        org: d.org.clone(),
+        project: d.project.clone(),
+        component: d.component.clone(),
+        env: d.environment.clone(),
+    }
+}
+
+/// Starts the runner of `key` unless one is active.
+pub fn kick(state: &AppState, key: WorkloadKey) {
+    if state.runners().insert(key.clone()) {
+        let state = state.clone();
+        tokio::spawn(async move { runner(state, key).await });
+    }
+}
+
+async fn unfinished_of(state: &AppState, key: &WorkloadKey) -> Vec<DeploymentWork> {
+    match state.store().unfinished_deployments().await {
+        Ok(all) => all.into_iter().filter(|w| key_of(w) == *key).collect(),
+        Err(e) => {
+            error!(%key, error = %e, "reading unfinished deployments failed");
+            Vec::new()
+        }
+    }
+}
+
+async fn runner(state: AppState, key: WorkloadKey) {
+    loop {
+        let mut work = unfinished_of(&state, &key).await;
+        if work.is_empty() {
+            state.runners().remove(&key);
+            // A deployment created while we were leaving would wait forever: look once more.
+            if unfinished_of(&state, &key).await.is_empty() || !state.runners().insert(key.clone()) {
+                return;
+            }
+            continue;
+        }
+        let newest = work.pop().expect("not empty");
+        for old in work {
+            let reason = format!("replaced by the newer deployment {} before it ran", newest.deployment.id);
+            if let Err(e) = state
+                .store()
+                .set_deployment_status(&old.deployment.id, DeploymentStatus::Superseded, Some(&reason))
+                .await
+            {
+                error!(deployment = %old.deployment.id, error = %e, "superseding failed");
+            }
+        }
+        run_one(&state, &key, newest).await;
+    }
+}
+
+/// Builds the data plane's spec for a deployment (credentials decrypted here, never logged).
+pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<WorkloadSpec, String> {
+    let d = &work.deployment;
+    let (_, settings) = state
+        .store()
+        .registry_settings(&d.org, &work.registry)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("registry {:?} no longer exists", work.registry))?;
+    let auth = match (settings.auth_type, settings.username, settings.password) {
+        (RegistryAuthType::Basic | RegistryAuthType::DockerConfig, Some(username), Some(password)) => {
+            Some(PullAuth {
+                username,
+                password: password.expose().to_owned(),
+                server: settings.host.clone(),
+            })
+        }
+        _ => None,
+    };
+    let config = state.config();
+    Ok(WorkloadSpec {
+        key: key_of(work),
+        release: d.release.clone(),
+        image: d.image.clone(),
+        auth,
+        pull_policy: PullPolicy::IfNotPresent,
+        env: Vec::new(),
+        files: Vec::new(),
+        command: None,
+        args: None,
+        port: work.port,
+        memory_bytes: None,
+        cpu_millis: None,
+        replicas: 1,
+        readiness: None,
+        liveness: None,
+        ready_timeout: config.ready_timeout,
+        drain: config.drain,
+    })
+}
+
+#[instrument(skip_all, fields(deployment = %work.deployment.id, %key))]
+async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
+    let id = work.deployment.id.clone();
+    let store = state.store();
+    let set = |status: DeploymentStatus, reason: Option<String>| {
+        let id = id.clone();
+        async move {
+            if let Err(e) = store.set_deployment_status(&id, status, reason.as_deref()).await {
+                error!(deployment = %id, error = %e, "recording the deployment status failed");
+            }
+        }
+    };
+    if work.component_type.is_task() {
+        // Tasks run on demand; the release becomes the one their runs use.
+        set(DeploymentStatus::Ready, Some("task release: runs use this image".into())).await;
+        return;
+    }
+    let spec = match spec_for(state, &work).await {
+        Ok(s) => s,
+        Err(reason) => {
+            set(DeploymentStatus::Failed, Some(reason)).await;
+            return;
+        }
+    };
+    state
+        .gateway()
+        .set_web_app(key, work.component_type == ComponentType::WebApp);
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let engine = match state.engine() {
+            Ok(e) => e,
+            Err(reason) => {
+                let _ = store
+                    .add_deployment_event(&id, &format!("waiting for a container engine: {reason}"))
+                    .await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        set(DeploymentStatus::Pulling, None).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RolloutEvent>();
+        let events = {
+            let store = store.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if matches!(event, RolloutEvent::Pulled { .. }) {
+                        let _ = store
+                            .set_deployment_status(&id, DeploymentStatus::Starting, None)
+                            .await;
+                    }
+                    if let Err(e) = store.add_deployment_event(&id, &event.to_string()).await {
+                        warn!(deployment = %id, error = %e, "recording an event failed");
+                    }
+                }
+            })
+        };
+        let result = engine.rollout(&spec, state.gateway().as_ref(), &tx).await;
+        drop(tx);
+        let _ = events.await;
+        match result {
+            Ok(instances) => {
+                info!(instances = instances.len(), "deployment ready");
+                set(DeploymentStatus::Ready, None).await;
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                let _ = store
+                    .add_deployment_event(&id, &format!("{e}; retrying in {backoff:?}"))
+                    .await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            Err(berth_dataplane::Error::NotReady(reason)) => {
+                let serving = state
+                    .store()
+                    .serving_deployments()
+                    .await
+                    .map(|all| all.iter().any(|w| key_of(w) == *key))
+                    .unwrap_or(false);
+                let status = if serving {
+                    DeploymentStatus::RolledBack
+                } else {
+                    DeploymentStatus::Failed
+                };
+                set(status, Some(reason)).await;
+                return;
+            }
+            Err(e) => {
+                set(DeploymentStatus::Failed, Some(e.to_string())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// One pass of the reconciler: remove what the store does not want, bring back what it wants.
+pub async fn reconcile(state: &AppState) {
+    let Ok(engine) = state.engine() else { return };
+    let serving = match state.store().serving_deployments().await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "reconcile: reading the store failed");
+            return;
+        }
+    };
+    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
+    // Orphans: labelled instances of workloads or releases nobody wants.
+    match engine.list_managed().await {
+        Ok(instances) => {
+            for inst in instances {
+                if busy.contains(&inst.key) {
+                    continue;
+                }
+                let wanted = serving
+                    .iter()
+                    .any(|w| key_of(w) == inst.key && w.deployment.release == inst.release
+                        && !w.component_type.is_task());
+                if !wanted {
+                    info!(instance = %inst.name, key = %inst.key, "removing an instance the store does not want");
+                    if let Err(e) = engine.remove_instance(&inst.id, Duration::from_secs(1)).await {
+                        warn!(instance = %inst.name, error = %e, "removing failed");
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "reconcile: listing instances failed");
+            return;
+        }
+    }
+    // Serving releases: make sure they run and are routed (a no-op when they do).
+    for work in serving.iter().filter(|w| !w.component_type.is_task()) {
+        let key = key_of(work);
+        if busy.contains(&key) {
+            continue;
+        }
+        let spec = match spec_for(state, work).await {
+            Ok(s) => s,
+            Err(reason) => {
+                warn!(%key, %reason, "reconcile: cannot build the spec");
+                continue;
+            }
+        };
+        state
+            .gateway()
+            .set_web_app(&key, work.component_type == ComponentType::WebApp);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Err(e) = engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
+            warn!(%key, error = %e, "reconcile: could not bring the serving release back");
+        }
+    }
+}
+
+/// Runs at start: resume unfinished deployments, then reconcile periodically.
+pub fn start(state: AppState) {
+    tokio::spawn(async move {
+        match state.store().unfinished_deployments().await {
+            Ok(work) => {
+                for w in &work {
+                    let _ = state
+                        .store()
+                        .add_deployment_event(&w.deployment.id, "resumed after a server restart")
+                        .await;
+                }
+                let keys: HashSet<WorkloadKey> = work.iter().map(key_of).collect();
+                for key in keys {
+                    kick(&state, key);
+                }
+            }
+            Err(e) => error!(error = %e, "reading unfinished deployments failed"),
+        }
+        loop {
+            reconcile(&state).await;
+            tokio::time::sleep(RECONCILE_EVERY).await;
+        }
+    });
+}
+
+/// The set of workloads with an active runner.
+#[derive(Debug, Default)]
+pub struct Runners(std::sync::Mutex<HashSet<WorkloadKey>>);
+
+impl Runners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<WorkloadKey>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// True when it was not there.
+    pub fn insert(&self, key: WorkloadKey) -> bool {
+        self.lock().insert(key)
+    }
+    pub fn remove(&self, key: &WorkloadKey) {
+        self.lock().remove(key);
+    }
+    pub fn snapshot(&self) -> HashSet<WorkloadKey> {
+        self.lock().clone()
+    }
+}

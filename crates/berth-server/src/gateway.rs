@@ -1,0 +1,391 @@
+//! The external gateway: a reverse proxy in front of the components' instances.
+//!
+//! Services answer at `/<org>/<project>/<component>/<env>/…` (the prefix is stripped), web
+//! apps at `http://<component>-<project>-<env>.<org>.localhost:<port>/`. The route table is
+//! replaced atomically on every rollout switch (copy on write), so a request sees either the
+//! old backends or the new ones, never a mix or nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use berth_dataplane::{RouteSwitch, WorkloadKey};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tracing::{debug, info, warn};
+
+/// How long an upstream may take to answer (headers).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Default)]
+struct Route {
+    backends: Vec<SocketAddr>,
+    /// Host-routed (web app) rather than path-routed.
+    web_app: bool,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    routes: HashMap<WorkloadKey, Route>,
+    /// `component-project-env.org.localhost` → key, for web apps.
+    hosts: HashMap<String, WorkloadKey>,
+}
+
+impl Table {
+    fn rebuild_hosts(&mut self) {
+        self.hosts = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.web_app)
+            .map(|(k, _)| (web_app_host(k), k.clone()))
+            .collect();
+    }
+}
+
+/// The host name a web app answers on (without the port).
+pub fn web_app_host(key: &WorkloadKey) -> String {
+    format!(
+        "{}-{}-{}.{}.localhost",
+        key.component, key.project, key.env, key.org
+    )
+}
+
+/// The gateway: route table + HTTP client. Cheap to share (`Arc`).
+pub struct Gateway {
+    table: RwLock<Arc<Table>>,
+    /// Keys that are web apps (set when the component is known).
+    web_apps: RwLock<std::collections::HashSet<WorkloadKey>>,
+    client: Client<HttpConnector, Body>,
+    next: AtomicUsize,
+    /// Public base URL, e.g. `http://127.0.0.1:7480`.
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(base_url: String) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            table: RwLock::new(Arc::new(Table::default())),
+            web_apps: RwLock::new(Default::default()),
+            client,
+            next: AtomicUsize::new(0),
+            base_url,
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Table)) {
+        let mut guard = self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Table {
+            routes: guard.routes.clone(),
+            hosts: HashMap::new(),
+        };
+        f(&mut next);
+        next.rebuild_hosts();
+        *guard = Arc::new(next);
+    }
+
+    /// Marks a workload as a web app (host-routed) before its first switch.
+    pub fn set_web_app(&self, key: &WorkloadKey, web_app: bool) {
+        let mut set = self
+            .web_apps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if web_app {
+            set.insert(key.clone());
+        } else {
+            set.remove(key);
+        }
+    }
+
+    /// Drops the routes of a workload (component deleted).
+    pub fn remove(&self, key: &WorkloadKey) {
+        self.update(|t| {
+            t.routes.remove(key);
+        });
+    }
+
+    /// The backends currently routed for a workload.
+    pub fn backends(&self, key: &WorkloadKey) -> Vec<SocketAddr> {
+        self.snapshot()
+            .routes
+            .get(key)
+            .map(|r| r.backends.clone())
+            .unwrap_or_default()
+    }
+
+    /// The URL a workload answers at through this gateway.
+    pub fn url_for(&self, key: &WorkloadKey, web_app: bool) -> String {
+        if web_app {
+            let port = self.base_url.rsplit(':').next().unwrap_or("80");
+            format!("http://{}:{port}/", web_app_host(key))
+        } else {
+            format!(
+                "{}/{}/{}/{}/{}/",
+                self.base_url, key.org, key.project, key.component, key.env
+            )
+        }
+    }
+
+    /// Serves the gateway until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        info!(%addr, "gateway listening on http://{addr}");
+        let app = axum::Router::new().fallback(proxy).with_state(self);
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+impl RouteSwitch for Gateway {
+    fn switch(&self, key: &WorkloadKey, backends: &[SocketAddr]) {
+        let web_app = self
+            .web_apps
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(key);
+        debug!(%key, backends = backends.len(), "routes switched");
+        self.update(|t| {
+            t.routes.insert(
+                key.clone(),
+                Route {
+                    backends: backends.to_vec(),
+                    web_app,
+                },
+            );
+        });
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Finds the route: web app by host, else service by path. Returns the key and the path to
+/// send upstream.
+fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, String)> {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Some(host) = host {
+        let name = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+        if let Some(key) = table.hosts.get(&name) {
+            return Some((key.clone(), path_and_query.to_owned()));
+        }
+    }
+    let mut parts = uri.path().trim_start_matches('/').splitn(5, '/');
+    let key = WorkloadKey {
+        org: parts.next()?.to_owned(),
+        project: parts.next()?.to_owned(),
+        component: parts.next()?.to_owned(),
+        env: parts.next()?.to_owned(),
+    };
+    let route = table.routes.get(&key)?;
+    if route.web_app {
+        return None;
+    }
+    let rest = parts.next().unwrap_or("");
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some((key, format!("/{rest}{query}")))
+}
+
+async fn proxy(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    let table = gw.snapshot();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let Some((key, upstream_path)) = route(&table, host.as_deref(), req.uri()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!(
+                "no route for {}; services answer at /<org>/<project>/<component>/<env>/, web apps at http://<component>-<project>-<env>.<org>.localhost/",
+                req.uri().path()
+            ),
+        );
+    };
+    let backends = &table.routes[&key].backends;
+    if backends.is_empty() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_backend",
+            format!("{key} has no ready instance"),
+        );
+    }
+    let backend = backends[gw.next.fetch_add(1, Ordering::Relaxed) % backends.len()];
+    let uri: Uri = match format!("http://{backend}{upstream_path}").parse() {
+        Ok(u) => u,
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "bad_path", format!("invalid path: {e}"));
+        }
+    };
+    let prefix = format!("/{}/{}/{}/{}", key.org, key.project, key.component, key.env);
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", client.ip()),
+        None => client.ip().to_string(),
+    };
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set("x-forwarded-for", &forwarded_for);
+    set("x-forwarded-proto", "http");
+    if let Some(h) = &host {
+        set("x-forwarded-host", h);
+    }
+    set("x-forwarded-prefix", &prefix);
+    *req.uri_mut() = uri;
+    *req.version_mut() = axum::http::Version::HTTP_11;
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, gw.client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(e)) => {
+            warn!(%key, %backend, error = %e, "upstream failed");
+            error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("{key} ({backend}) failed: {e}"),
+            )
+        }
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!("{key} ({backend}) did not answer within {UPSTREAM_TIMEOUT:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(component: &str) -> WorkloadKey {
+        WorkloadKey {
+            org: "default".into(),
+            project: "shop".into(),
+            component: component.into(),
+            env: "development".into(),
+        }
+    }
+
+    #[test]
+    fn routes_by_path_and_host() {
+        let gw = Gateway::new("http://127.0.0.1:7480".into());
+        gw.set_web_app(&key("site"), true);
+        gw.switch(&key("api"), &["127.0.0.1:1".parse().unwrap()]);
+        gw.switch(&key("site"), &["127.0.0.1:2".parse().unwrap()]);
+        let t = gw.snapshot();
+        let uri: Uri = "/default/shop/api/development/v1/items?x=1".parse().unwrap();
+        let (k, path) = route(&t, Some("127.0.0.1:7480"), &uri).unwrap();
+        assert_eq!(k, key("api"));
+        assert_eq!(path, "/v1/items?x=1");
+        let uri: Uri = "/default/shop/api/development".parse().unwrap();
+        assert_eq!(route(&t, None, &uri).unwrap().1, "/");
+        let uri: Uri = "/index.html".parse().unwrap();
+        let (k, path) = route(&t, Some("site-shop-development.default.localhost:7480"), &uri).unwrap();
+        assert_eq!(k, key("site"));
+        assert_eq!(path, "/index.html");
+        // Web apps are not reachable by path, unknown keys not at all.
+        let uri: Uri = "/default/shop/site/development/".parse().unwrap();
+        assert!(route(&t, None, &uri).is_none());
+        let uri: Uri = "/default/shop/nope/development/".parse().unwrap();
+        assert!(route(&t, None, &uri).is_none());
+        assert_eq!(
+            gw.url_for(&key("site"), true),
+            "http://site-shop-development.default.localhost:7480/"
+        );
+        assert_eq!(
+            gw.url_for(&key("api"), false),
+            "http://127.0.0.1:7480/default/shop/api/development/"
+        );
+        gw.remove(&key("api"));
+        assert!(gw.backends(&key("api")).is_empty());
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret-hop".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert("upgrade", "h2c".parse().unwrap());
+        h.insert("x-keep", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}
