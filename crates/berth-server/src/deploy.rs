@@ -110,7 +110,13 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         memory_bytes: None,
         cpu_millis: None,
         replicas: 1,
-        readiness: None,
+        // Ready means the service answers HTTP on its port with a 2xx/3xx at `/`: listening
+        // alone is not enough (a server that accepts connections but fails every request
+        // must not take traffic).
+        readiness: work
+            .port
+            .filter(|_| !work.component_type.is_task())
+            .map(|port| berth_dataplane::Probe::http("/", port)),
         liveness: None,
         ready_timeout: config.ready_timeout,
         drain: config.drain,
