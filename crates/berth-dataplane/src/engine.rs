@@ -337,7 +337,7 @@ impl Engine {
         id: &str,
         grace: Duration,
     ) -> Result<()> {
-        let name = match c.docker.inspect_container(id, None).await {
+        let name = match self.inspect(c, id).await {
             Ok(info) => info
                 .name
                 .map(|n| n.trim_start_matches('/').to_owned())
@@ -365,6 +365,35 @@ impl Engine {
             mounts::remove(&self.data_root, &name);
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// `inspect_container`, riding out Podman's transient `stopped` state: between a process
+    /// exit and its cleanup Podman reports `State.Status = "stopped"`, which the Docker API
+    /// (and so bollard) does not know, and the whole inspection fails to deserialize. The
+    /// state turns into `exited` within a fraction of a second; container listings already
+    /// say `exited`.
+    pub(crate) async fn inspect(
+        &self,
+        c: &Client,
+        id: &str,
+    ) -> std::result::Result<bollard::models::ContainerInspectResponse, bollard::errors::Error>
+    {
+        const TRIES: u32 = 100;
+        let mut tries = 0;
+        loop {
+            match c.docker.inspect_container(id, None).await {
+                Err(e @ bollard::errors::Error::JsonDataError { .. })
+                    if tries < TRIES && e.to_string().contains("unknown variant") =>
+                {
+                    tries += 1;
+                    debug!(container = %id, error = %e, "unknown container state; asking again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                r => return r,
+            }
+        }
     }
 }
 
@@ -449,7 +478,7 @@ impl DataPlane for Engine {
     async fn logs(&self, instance_id: &str, options: &LogsOptions) -> Result<BoxLogStream> {
         let c = self.client().await?;
         // Ask first so that a wrong id is an error now, not an empty stream.
-        if let Err(e) = c.docker.inspect_container(instance_id, None).await {
+        if let Err(e) = self.inspect(&c, instance_id).await {
             return Err(if is_status(&e, 404) {
                 Error::Engine(format!("no instance {instance_id}"))
             } else {

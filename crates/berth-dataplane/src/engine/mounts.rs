@@ -134,7 +134,10 @@ mod tests {
         let binds = write(
             &root,
             "c1",
-            &[mount("/etc/app.conf", false), mount("/run/secrets/key", true)],
+            &[
+                mount("/etc/app.conf", false),
+                mount("/run/secrets/key", true),
+            ],
         )
         .unwrap();
         assert_eq!(binds.len(), 2);
@@ -143,7 +146,10 @@ mod tests {
         assert_eq!(mode(&root.join("c1/secrets")), 0o700);
         assert_eq!(mode(&root.join("c1/secrets/1-key")), 0o600);
         assert_eq!(mode(&root.join("c1/files/0-app.conf")), 0o644);
-        assert_eq!(fs::read(root.join("c1/files/0-app.conf")).unwrap(), b"x=1\n");
+        assert_eq!(
+            fs::read(root.join("c1/files/0-app.conf")).unwrap(),
+            b"x=1\n"
+        );
         // Rewriting replaces, removing cleans up.
         write(&root, "c1", &[mount("/etc/app.conf", false)]).unwrap();
         assert!(!root.join("c1/secrets").exists());

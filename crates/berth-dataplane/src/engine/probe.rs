@@ -17,7 +17,11 @@ use super::Client;
 const MAX_HEAD: usize = 8 * 1024;
 
 /// `GET path` over HTTP/1.1 with `Connection: close`; the status code, or why there is none.
-pub(crate) async fn http_status(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
+pub(crate) async fn http_status(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<u16, String> {
     let path = if path.starts_with('/') {
         path.to_owned()
     } else {
@@ -75,7 +79,9 @@ pub(crate) async fn tcp(addr: SocketAddr, timeout: Duration) -> Result<(), Strin
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("TCP connect to {addr}: {e}")),
-        Err(_) => Err(format!("TCP connect to {addr}: no answer within {timeout:?}")),
+        Err(_) => Err(format!(
+            "TCP connect to {addr}: no answer within {timeout:?}"
+        )),
     }
 }
 
@@ -106,7 +112,9 @@ pub(crate) async fn exec(
             .await
             .map_err(|e| format!("exec {shown}: {e}"))?
         {
-            StartExecResults::Attached { output: mut out, .. } => {
+            StartExecResults::Attached {
+                output: mut out, ..
+            } => {
                 while let Some(chunk) = out.next().await {
                     let Ok(chunk) = chunk else { break };
                     if output.len() < 512 {
@@ -161,7 +169,11 @@ mod tests {
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap();
                 let req = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let status = if req.starts_with("GET /healthz ") { "200 OK" } else { "404 Not Found" };
+                let status = if req.starts_with("GET /healthz ") {
+                    "200 OK"
+                } else {
+                    "404 Not Found"
+                };
                 let _ = s
                     .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
                     .await;

@@ -98,7 +98,11 @@ impl Engine {
 /// Whether the reference names a tag or digest (`repo:tag`, `repo@sha256:…`); a `:` before the
 /// last `/` is a registry port.
 fn has_tag_or_digest(image: &str) -> bool {
-    image.contains('@') || image.rsplit('/').next().is_some_and(|last| last.contains(':'))
+    image.contains('@')
+        || image
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
 }
 
 #[cfg(test)]

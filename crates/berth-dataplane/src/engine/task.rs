@@ -48,7 +48,7 @@ pub(crate) async fn run(
     engine.ensure_network_with(&c, &spec.key).await?;
     let name = task_name(task);
 
-    let adopt = match c.docker.inspect_container(&name, None).await {
+    let adopt = match engine.inspect(&c, &name).await {
         Ok(info) => {
             let status = info.state.as_ref().and_then(|s| s.status.as_ref());
             let same = info
@@ -96,7 +96,9 @@ pub(crate) async fn run(
         }
         None => {
             info!(container = %name, "active deadline passed; killing");
-            let kill = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+            let kill = KillContainerOptionsBuilder::default()
+                .signal("SIGKILL")
+                .build();
             if let Err(e) = c.docker.kill_container(&name, Some(kill)).await {
                 debug!(container = %name, error = %e, "kill failed (exited meanwhile?)");
             }
@@ -105,9 +107,8 @@ pub(crate) async fn run(
         }
     };
 
-    let info = c
-        .docker
-        .inspect_container(&name, None)
+    let info = engine
+        .inspect(&c, &name)
         .await
         .map_err(|e| engine.engine_error(e))?;
     let exit_code = info.state.as_ref().and_then(|s| s.exit_code).unwrap_or(-1);
@@ -153,9 +154,7 @@ async fn task_cmd(engine: &Engine, c: &Client, task: &TaskSpec) -> Result<Option
 async fn wait_exit(engine: &Engine, c: &Client, name: &str) -> Result<()> {
     use bollard::errors::Error as B;
     loop {
-        let mut stream = c
-            .docker
-            .wait_container(name, None::<WaitContainerOptions>);
+        let mut stream = c.docker.wait_container(name, None::<WaitContainerOptions>);
         match stream.next().await {
             // bollard reports non-zero exits as errors; the code is read from inspect later.
             Some(Ok(_)) | Some(Err(B::DockerContainerWaitError { .. })) | None => return Ok(()),

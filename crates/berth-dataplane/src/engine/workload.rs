@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, EndpointSettings, HostConfig, HostConfigLogConfig,
-    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
 use futures_util::StreamExt;
@@ -180,7 +180,8 @@ fn instance_from_inspect(info: &ContainerInspectResponse) -> Option<Instance> {
             .iter()
             .find_map(|b| {
                 let host_port: u16 = b.host_port.as_deref()?.parse().ok()?;
-                (host_port != 0).then(|| SocketAddr::new(published_ip(b.host_ip.as_deref()), host_port))
+                (host_port != 0)
+                    .then(|| SocketAddr::new(published_ip(b.host_ip.as_deref()), host_port))
             })
     });
     Some(Instance {
@@ -226,7 +227,10 @@ fn exit_reason(info: &ContainerInspectResponse) -> String {
     if state.and_then(|s| s.oom_killed).unwrap_or(false) {
         reason.push_str(" (killed: out of memory)");
     }
-    if let Some(err) = state.and_then(|s| s.error.as_deref()).filter(|e| !e.is_empty()) {
+    if let Some(err) = state
+        .and_then(|s| s.error.as_deref())
+        .filter(|e| !e.is_empty())
+    {
         reason.push_str(&format!(": {err}"));
     }
     reason
@@ -312,14 +316,18 @@ impl Engine {
         spec: &WorkloadSpec,
         plan: &Plan,
     ) -> Result<ContainerInspectResponse> {
-        self.remove_container(c, &plan.name, DRAIN_STOP_GRACE).await?;
+        self.remove_container(c, &plan.name, DRAIN_STOP_GRACE)
+            .await?;
         let binds = mounts::write(&self.data_root, &plan.name, &spec.files)?;
         let options = CreateContainerOptionsBuilder::default()
             .name(&plan.name)
             .build();
         let created = match c
             .docker
-            .create_container(Some(options.clone()), container_body(spec, plan, binds.clone(), true))
+            .create_container(
+                Some(options.clone()),
+                container_body(spec, plan, binds.clone(), true),
+            )
             .await
         {
             Ok(r) => r,
@@ -338,11 +346,12 @@ impl Engine {
         };
         if let Err(e) = c.docker.start_container(&created.id, None).await {
             let err = self.engine_error(e);
-            let _ = self.remove_container(c, &created.id, DRAIN_STOP_GRACE).await;
+            let _ = self
+                .remove_container(c, &created.id, DRAIN_STOP_GRACE)
+                .await;
             return Err(err);
         }
-        c.docker
-            .inspect_container(&created.id, None)
+        self.inspect(c, &created.id)
             .await
             .map_err(|e| self.engine_error(e))
     }
@@ -422,7 +431,7 @@ impl Engine {
 
     /// Whether an existing instance runs and passes one readiness check now.
     async fn ready_now(&self, c: &Client, spec: &WorkloadSpec, instance: &Instance) -> bool {
-        let Ok(info) = c.docker.inspect_container(&instance.id, None).await else {
+        let Ok(info) = self.inspect(c, &instance.id).await else {
             return false;
         };
         state_of_inspect(&info) == InstanceState::Running
@@ -440,10 +449,12 @@ impl Engine {
     ) -> Result<(), Failure> {
         let started = Instant::now();
         let deadline = started + spec.ready_timeout;
-        let (initial_delay, period) = spec.readiness.as_ref().map_or(
-            (Duration::ZERO, DEFAULT_PERIOD),
-            |p| (p.initial_delay, p.period.max(Duration::from_millis(10))),
-        );
+        let (initial_delay, period) = spec
+            .readiness
+            .as_ref()
+            .map_or((Duration::ZERO, DEFAULT_PERIOD), |p| {
+                (p.initial_delay, p.period.max(Duration::from_millis(10)))
+            });
         tokio::time::sleep_until((started + initial_delay).min(deadline)).await;
         let fail = |reason: String| Failure {
             instance: instance.clone(),
@@ -451,9 +462,8 @@ impl Engine {
         };
         let mut last: Option<String> = None;
         loop {
-            let info = c
-                .docker
-                .inspect_container(&instance.id, None)
+            let info = self
+                .inspect(c, &instance.id)
                 .await
                 .map_err(|e| fail(format!("inspecting: {}", self.engine_error(e))))?;
             if state_of_inspect(&info) != InstanceState::Running {
@@ -524,7 +534,9 @@ pub(crate) async fn rollout(
             replica_name(spec, index, true),
         ];
         if let Some(x) = existing.iter().find(|x| {
-            x.release == spec.release && x.state == InstanceState::Running && names.contains(&x.name)
+            x.release == spec.release
+                && x.state == InstanceState::Running
+                && names.contains(&x.name)
         }) && engine.ready_now(&c, spec, x).await
         {
             *slot = Some(x.clone());
@@ -592,7 +604,10 @@ async fn start_new(
             Ok(info) => match instance_from_inspect(&info) {
                 Some(instance) => fresh.push(instance),
                 None => {
-                    failure = Some((name, Error::Engine("the new container has no labels".into())));
+                    failure = Some((
+                        name,
+                        Error::Engine("the new container has no labels".into()),
+                    ));
                     break;
                 }
             },
@@ -641,7 +656,11 @@ async fn remove_all(engine: &Engine, c: &Client, instances: &[Instance]) {
     let removals = instances
         .iter()
         .map(|i| engine.remove_container(c, &i.id, DRAIN_STOP_GRACE));
-    for (r, i) in futures_util::future::join_all(removals).await.into_iter().zip(instances) {
+    for (r, i) in futures_util::future::join_all(removals)
+        .await
+        .into_iter()
+        .zip(instances)
+    {
         if let Err(e) = r {
             warn!(instance = %i.name, error = %e, "could not remove a failed instance");
         }
@@ -712,7 +731,10 @@ mod tests {
     #[test]
     fn names() {
         let s = spec("0192f3a4-7b2c-7def-8000-000000000001");
-        assert_eq!(replica_name(&s, 1, false), "berth-default-shop-web-dev-0192f3a4-1");
+        assert_eq!(
+            replica_name(&s, 1, false),
+            "berth-default-shop-web-dev-0192f3a4-1"
+        );
         let holder = Instance {
             id: "x".into(),
             name: "berth-default-shop-web-dev-0192f3a4-0".into(),
@@ -745,7 +767,9 @@ mod tests {
         assert_eq!(hc.nano_cpus, Some(500_000_000));
         assert_eq!(hc.memory, Some(64 << 20));
         assert_eq!(hc.network_mode.as_deref(), Some("berth-default-shop-dev"));
-        let binding = &hc.port_bindings.as_ref().unwrap()["8080/tcp"].as_ref().unwrap()[0];
+        let binding = &hc.port_bindings.as_ref().unwrap()["8080/tcp"]
+            .as_ref()
+            .unwrap()[0];
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(binding.host_port.as_deref(), Some("0"));
         assert_eq!(body.env, Some(vec!["A=1".to_owned()]));

@@ -57,11 +57,17 @@ impl ServerProc {
         let mut url = None;
         let mut gateway = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
         while url.is_none() || gateway.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("berth serve did not start within 30 s"));
+            let line = rx.recv_timeout(left).unwrap_or_else(|e| {
+                let status = child.try_wait().ok().flatten();
+                panic!(
+                    "berth serve did not start ({e}; exit status {status:?}); its log:\n{}",
+                    seen.join("\n")
+                )
+            });
+            seen.push(line.clone());
             if let Some(i) = line.find("berth listening on http://") {
                 let rest = &line[i + "berth listening on ".len()..];
                 url = Some(rest.split('"').next().unwrap().to_owned());
