@@ -387,7 +387,10 @@ impl ComponentType {
 
     /// Services and web apps serve; tasks run to completion.
     pub fn is_task(self) -> bool {
-        matches!(self, ComponentType::ScheduledTask | ComponentType::ManualTask)
+        matches!(
+            self,
+            ComponentType::ScheduledTask | ComponentType::ManualTask
+        )
     }
 }
 

@@ -16,8 +16,9 @@ pub mod secret;
 
 pub use docker_config::{DockerConfigAuth, DockerConfigError, parse_docker_config};
 pub use endpoints::{
-    Endpoint, EndpointType, Issue, SourceConfigKind, ValidationReport, Visibility, detect_and_validate,
-    validate_component_config_yaml, validate_component_yaml, validate_endpoints_yaml,
+    Endpoint, EndpointType, Issue, SourceConfigKind, ValidationReport, Visibility,
+    detect_and_validate, validate_component_config_yaml, validate_component_yaml,
+    validate_endpoints_yaml,
 };
 pub use names::{NameError, validate_description, validate_display_name, validate_name};
 pub use reference::{ImageRef, ReferenceError};

@@ -308,11 +308,11 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let containers = c
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.engine_error(e))?;
+        let containers = ride_out_unknown_states("container list", || {
+            c.docker.list_containers(Some(options.clone()))
+        })
+        .await
+        .map_err(|e| self.engine_error(e))?;
         let mut out: Vec<Instance> = containers
             .iter()
             // Filter again here: engines have differed on how several label filters combine.
@@ -366,33 +366,45 @@ impl Engine {
         }
         Ok(())
     }
-}
 
-impl Engine {
-    /// `inspect_container`, riding out Podman's transient `stopped` state: between a process
-    /// exit and its cleanup Podman reports `State.Status = "stopped"`, which the Docker API
-    /// (and so bollard) does not know, and the whole inspection fails to deserialize. The
-    /// state turns into `exited` within a fraction of a second; container listings already
-    /// say `exited`.
+    /// `inspect_container`, riding out Podman's transient `stopped` state (see
+    /// [`ride_out_unknown_states`]).
     pub(crate) async fn inspect(
         &self,
         c: &Client,
         id: &str,
     ) -> std::result::Result<bollard::models::ContainerInspectResponse, bollard::errors::Error>
     {
-        const TRIES: u32 = 100;
-        let mut tries = 0;
-        loop {
-            match c.docker.inspect_container(id, None).await {
-                Err(e @ bollard::errors::Error::JsonDataError { .. })
-                    if tries < TRIES && e.to_string().contains("unknown variant") =>
-                {
-                    tries += 1;
-                    debug!(container = %id, error = %e, "unknown container state; asking again");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                r => return r,
+        ride_out_unknown_states(id, || c.docker.inspect_container(id, None)).await
+    }
+}
+
+/// Repeats an engine call whose answer named a container state bollard does not know.
+///
+/// Between a process exit and its cleanup Podman 4.3 reports the state `stopped` (in inspect
+/// and, now and then, in listings), which the Docker API and so bollard's enums do not have:
+/// the whole answer then fails to deserialize. The state becomes `exited` within a fraction of
+/// a second, so asking again settles it.
+pub(crate) async fn ride_out_unknown_states<T, F, Fut>(
+    what: &str,
+    mut call: F,
+) -> std::result::Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
+{
+    const TRIES: u32 = 100;
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e @ bollard::errors::Error::JsonDataError { .. })
+                if tries < TRIES && e.to_string().contains("unknown variant") =>
+            {
+                tries += 1;
+                debug!(what, error = %e, "unknown container state; asking again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            r => return r,
         }
     }
 }

@@ -20,13 +20,20 @@ impl WorkloadKey {
 
     /// Prefix of this workload's container names.
     pub fn container_prefix(&self) -> String {
-        format!("berth-{}-{}-{}-{}", self.org, self.project, self.component, self.env)
+        format!(
+            "berth-{}-{}-{}-{}",
+            self.org, self.project, self.component, self.env
+        )
     }
 }
 
 impl std::fmt::Display for WorkloadKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}/{}", self.org, self.project, self.component, self.env)
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.org, self.project, self.component, self.env
+        )
     }
 }
 

@@ -11,9 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
-use berth_dataplane::{
-    DataPlane, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec,
-};
+use berth_dataplane::{DataPlane, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec};
 use berth_store::DeploymentWork;
 use tracing::{error, info, instrument, warn};
 
@@ -56,17 +54,25 @@ async fn runner(state: AppState, key: WorkloadKey) {
         if work.is_empty() {
             state.runners().remove(&key);
             // A deployment created while we were leaving would wait forever: look once more.
-            if unfinished_of(&state, &key).await.is_empty() || !state.runners().insert(key.clone()) {
+            if unfinished_of(&state, &key).await.is_empty() || !state.runners().insert(key.clone())
+            {
                 return;
             }
             continue;
         }
         let newest = work.pop().expect("not empty");
         for old in work {
-            let reason = format!("replaced by the newer deployment {} before it ran", newest.deployment.id);
+            let reason = format!(
+                "replaced by the newer deployment {} before it ran",
+                newest.deployment.id
+            );
             if let Err(e) = state
                 .store()
-                .set_deployment_status(&old.deployment.id, DeploymentStatus::Superseded, Some(&reason))
+                .set_deployment_status(
+                    &old.deployment.id,
+                    DeploymentStatus::Superseded,
+                    Some(&reason),
+                )
                 .await
             {
                 error!(deployment = %old.deployment.id, error = %e, "superseding failed");
@@ -86,13 +92,15 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("registry {:?} no longer exists", work.registry))?;
     let auth = match (settings.auth_type, settings.username, settings.password) {
-        (RegistryAuthType::Basic | RegistryAuthType::DockerConfig, Some(username), Some(password)) => {
-            Some(PullAuth {
-                username,
-                password: password.expose().to_owned(),
-                server: settings.host.clone(),
-            })
-        }
+        (
+            RegistryAuthType::Basic | RegistryAuthType::DockerConfig,
+            Some(username),
+            Some(password),
+        ) => Some(PullAuth {
+            username,
+            password: password.expose().to_owned(),
+            server: settings.host.clone(),
+        }),
         _ => None,
     };
     let config = state.config();
@@ -130,14 +138,21 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
     let set = |status: DeploymentStatus, reason: Option<String>| {
         let id = id.clone();
         async move {
-            if let Err(e) = store.set_deployment_status(&id, status, reason.as_deref()).await {
+            if let Err(e) = store
+                .set_deployment_status(&id, status, reason.as_deref())
+                .await
+            {
                 error!(deployment = %id, error = %e, "recording the deployment status failed");
             }
         }
     };
     if work.component_type.is_task() {
         // Tasks run on demand; the release becomes the one their runs use.
-        set(DeploymentStatus::Ready, Some("task release: runs use this image".into())).await;
+        set(
+            DeploymentStatus::Ready,
+            Some("task release: runs use this image".into()),
+        )
+        .await;
         return;
     }
     let spec = match spec_for(state, &work).await {
@@ -238,13 +253,17 @@ pub async fn reconcile(state: &AppState) {
                 if busy.contains(&inst.key) {
                     continue;
                 }
-                let wanted = serving
-                    .iter()
-                    .any(|w| key_of(w) == inst.key && w.deployment.release == inst.release
-                        && !w.component_type.is_task());
+                let wanted = serving.iter().any(|w| {
+                    key_of(w) == inst.key
+                        && w.deployment.release == inst.release
+                        && !w.component_type.is_task()
+                });
                 if !wanted {
                     info!(instance = %inst.name, key = %inst.key, "removing an instance the store does not want");
-                    if let Err(e) = engine.remove_instance(&inst.id, Duration::from_secs(1)).await {
+                    if let Err(e) = engine
+                        .remove_instance(&inst.id, Duration::from_secs(1))
+                        .await
+                    {
                         warn!(instance = %inst.name, error = %e, "removing failed");
                     }
                 }
@@ -309,7 +328,9 @@ pub struct Runners(std::sync::Mutex<HashSet<WorkloadKey>>);
 
 impl Runners {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<WorkloadKey>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     /// True when it was not there.
     pub fn insert(&self, key: WorkloadKey) -> bool {

@@ -70,7 +70,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,7 +232,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, String)> {
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     if let Some(host) = host {
-        let name = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+        let name = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
         if let Some(key) = table.hosts.get(&name) {
             return Some((key.clone(), path_and_query.to_owned()));
         }
@@ -285,7 +290,11 @@ async fn proxy(
     let uri: Uri = match format!("http://{backend}{upstream_path}").parse() {
         Ok(u) => u,
         Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "bad_path", format!("invalid path: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_path",
+                format!("invalid path: {e}"),
+            );
         }
     };
     let prefix = format!("/{}/{}/{}/{}", key.org, key.project, key.component, key.env);
@@ -350,14 +359,21 @@ mod tests {
         gw.switch(&key("api"), &["127.0.0.1:1".parse().unwrap()]);
         gw.switch(&key("site"), &["127.0.0.1:2".parse().unwrap()]);
         let t = gw.snapshot();
-        let uri: Uri = "/default/shop/api/development/v1/items?x=1".parse().unwrap();
+        let uri: Uri = "/default/shop/api/development/v1/items?x=1"
+            .parse()
+            .unwrap();
         let (k, path) = route(&t, Some("127.0.0.1:7480"), &uri).unwrap();
         assert_eq!(k, key("api"));
         assert_eq!(path, "/v1/items?x=1");
         let uri: Uri = "/default/shop/api/development".parse().unwrap();
         assert_eq!(route(&t, None, &uri).unwrap().1, "/");
         let uri: Uri = "/index.html".parse().unwrap();
-        let (k, path) = route(&t, Some("site-shop-development.default.localhost:7480"), &uri).unwrap();
+        let (k, path) = route(
+            &t,
+            Some("site-shop-development.default.localhost:7480"),
+            &uri,
+        )
+        .unwrap();
         assert_eq!(k, key("site"));
         assert_eq!(path, "/index.html");
         // Web apps are not reachable by path, unknown keys not at all.

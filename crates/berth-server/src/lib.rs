@@ -24,9 +24,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use berth_dataplane::engine::{Engine, discover_endpoint};
+pub use berth_registry::SsrfPolicy;
 use berth_store::Store;
 use berth_store::keys::{MasterKey, write_owner_only};
-pub use berth_registry::SsrfPolicy;
 use thiserror::Error;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -248,6 +248,7 @@ impl Server {
         };
         let engine = discover_endpoint(config.engine.as_deref())
             .and_then(|endpoint| Engine::connect(&endpoint))
+            .map(|engine| engine.with_data_root(config.data_dir.join("mounts")))
             .map_err(|e| e.to_string());
         match &engine {
             Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
@@ -263,7 +264,9 @@ impl Server {
         };
         let listener = bind(config.listen).await?;
         let gateway_listener = bind(config.gateway_listen).await?;
-        let api_addr = listener.local_addr().map_err(|e| ServeError::Serve(e.to_string()))?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::Serve(e.to_string()))?;
         let gw_addr = gateway_listener
             .local_addr()
             .map_err(|e| ServeError::Serve(e.to_string()))?;

@@ -39,6 +39,14 @@ pub enum ReleaseChoice<'a> {
     Existing(&'a str),
 }
 
+/// A component by its names.
+#[derive(Debug, Clone, Copy)]
+pub struct ComponentRef<'a> {
+    pub org: &'a str,
+    pub project: &'a str,
+    pub component: &'a str,
+}
+
 /// Who asked and how.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
@@ -183,7 +191,10 @@ impl Store {
             if crate::error::is_unique_violation(&e) {
                 Error::conflict(
                     "name",
-                    format!("a component named {:?} already exists in project {project:?}", c.name),
+                    format!(
+                        "a component named {:?} already exists in project {project:?}",
+                        c.name
+                    ),
                 )
             } else {
                 Error::Db(e)
@@ -194,7 +205,12 @@ impl Store {
             .ok_or_else(|| Error::not_found("component", c.name))
     }
 
-    pub async fn get_component(&self, org: &str, project: &str, name: &str) -> Result<Option<Component>> {
+    pub async fn get_component(
+        &self,
+        org: &str,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<Component>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{COMPONENT_SELECT} WHERE o.name = ? AND p.name = ? AND c.name = ?"
         )))
@@ -256,7 +272,11 @@ impl Store {
     }
 
     /// Components that use a registry (for the 409 when deleting it).
-    pub async fn components_using_registry(&self, org: &str, registry: &str) -> Result<Vec<String>> {
+    pub async fn components_using_registry(
+        &self,
+        org: &str,
+        registry: &str,
+    ) -> Result<Vec<String>> {
         let id = self.registry_id(org, registry).await?;
         let names: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT p.name || '/' || c.name FROM components c
@@ -274,14 +294,17 @@ impl Store {
     /// component's image at it — all in one transaction.
     pub async fn create_deployment(
         &self,
-        org: &str,
-        project: &str,
-        component: &str,
+        target: ComponentRef<'_>,
         env: &str,
         release: ReleaseChoice<'_>,
         image: Option<&str>,
         origin: Origin<'_>,
     ) -> Result<Deployment> {
+        let ComponentRef {
+            org,
+            project,
+            component,
+        } = target;
         let component_id = self.component_id(org, project, component).await?;
         let org_id = self.org_id(org).await?;
         let mut tx = self.pool().begin().await?;
@@ -295,24 +318,22 @@ impl Store {
         let at = now();
         let release_id = match release {
             ReleaseChoice::Existing(id) => {
-                let found: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM releases WHERE id = ? AND component_id = ?",
-                )
-                .bind(id)
-                .bind(&component_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let found: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM releases WHERE id = ? AND component_id = ?")
+                        .bind(id)
+                        .bind(&component_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 found.ok_or_else(|| Error::not_found("release", id))?
             }
             ReleaseChoice::New(r) => {
-                let registry_id: String = sqlx::query_scalar(
-                    "SELECT id FROM registries WHERE org_id = ? AND name = ?",
-                )
-                .bind(&org_id)
-                .bind(r.registry)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::not_found("registry", r.registry))?;
+                let registry_id: String =
+                    sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+                        .bind(&org_id)
+                        .bind(r.registry)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| Error::not_found("registry", r.registry))?;
                 let id = new_id();
                 sqlx::query(
                     "INSERT INTO releases (id, component_id, registry_id, repository, tag, digest,
@@ -365,7 +386,10 @@ impl Store {
         sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
             .bind(&id)
             .bind(&at)
-            .bind(format!("deployment created by {} ({})", origin.actor, origin.trigger))
+            .bind(format!(
+                "deployment created by {} ({})",
+                origin.actor, origin.trigger
+            ))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -376,10 +400,12 @@ impl Store {
     }
 
     pub async fn get_deployment(&self, id: &str) -> Result<Option<DeploymentWork>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{DEPLOYMENT_SELECT} WHERE d.id = ?")))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE d.id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(work_from_row).transpose()
     }
 
@@ -486,7 +512,11 @@ impl Store {
     }
 
     /// Events of a deployment after event id `after` (0 = all), oldest first.
-    pub async fn list_deployment_events(&self, id: &str, after: i64) -> Result<Vec<DeploymentEvent>> {
+    pub async fn list_deployment_events(
+        &self,
+        id: &str,
+        after: i64,
+    ) -> Result<Vec<DeploymentEvent>> {
         let rows = sqlx::query(
             "SELECT id, at, message FROM deployment_events WHERE deployment_id = ? AND id > ?
              ORDER BY id",
@@ -546,12 +576,11 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let release_id: String = row.try_get("release_id")?;
-            let rel = sqlx::query(
-                "SELECT repository, tag, trigger, actor FROM releases WHERE id = ?",
-            )
-            .bind(&release_id)
-            .fetch_one(self.pool())
-            .await?;
+            let rel =
+                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = ?")
+                    .bind(&release_id)
+                    .fetch_one(self.pool())
+                    .await?;
             let repository: String = rel.try_get("repository")?;
             let tag: Option<String> = rel.try_get("tag")?;
             out.push(PreviousImage {
@@ -584,7 +613,10 @@ mod tests {
         let key = MasterKey::load_or_create(dir.path()).unwrap();
         let store = Store::open(dir.path()).await.unwrap().with_master_key(&key);
         store.bootstrap().await.unwrap();
-        store.insert_project("default", "shop", "Shop", "").await.unwrap();
+        store
+            .insert_project("default", "shop", "Shop", "")
+            .await
+            .unwrap();
         store
             .insert_registry(
                 "default",
@@ -604,6 +636,12 @@ mod tests {
             .unwrap();
         (store, dir)
     }
+
+    const WEB: ComponentRef<'static> = ComponentRef {
+        org: "default",
+        project: "shop",
+        component: "web",
+    };
 
     fn release<'a>(digest: &'a str, tag: &'a str) -> ReleaseChoice<'a> {
         ReleaseChoice::New(NewRelease {
@@ -637,48 +675,89 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c.registry, "local");
-        let origin = Origin { trigger: "user", actor: "admin/bootstrap" };
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
         let d1 = store
-            .create_deployment("default", "shop", "web", "development", release("sha256:aaa", "v1"), None, origin)
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:aaa", "v1"),
+                None,
+                origin,
+            )
             .await
             .unwrap();
         assert_eq!(d1.status, DeploymentStatus::Pending);
         assert_eq!(d1.image, "127.0.0.1:5000/test/web@sha256:aaa");
         assert_eq!(store.unfinished_deployments().await.unwrap().len(), 1);
-        store.set_deployment_status(&d1.id, DeploymentStatus::Ready, None).await.unwrap();
+        store
+            .set_deployment_status(&d1.id, DeploymentStatus::Ready, None)
+            .await
+            .unwrap();
         let d2 = store
             .create_deployment(
-                "default", "shop", "web", "development", release("sha256:bbb", "v2"),
-                Some("127.0.0.1:5000/test/web:v2"), origin,
+                WEB,
+                "development",
+                release("sha256:bbb", "v2"),
+                Some("127.0.0.1:5000/test/web:v2"),
+                origin,
             )
             .await
             .unwrap();
         assert_eq!(
-            store.get_component("default", "shop", "web").await.unwrap().unwrap().image,
+            store
+                .get_component("default", "shop", "web")
+                .await
+                .unwrap()
+                .unwrap()
+                .image,
             "127.0.0.1:5000/test/web:v2"
         );
         // Until d2 is ready, d1 serves.
         let serving = store.serving_deployments().await.unwrap();
         assert_eq!(serving.len(), 1);
         assert_eq!(serving[0].deployment.id, d1.id);
-        store.set_deployment_status(&d2.id, DeploymentStatus::Ready, None).await.unwrap();
+        store
+            .set_deployment_status(&d2.id, DeploymentStatus::Ready, None)
+            .await
+            .unwrap();
         let serving = store.serving_deployments().await.unwrap();
         assert_eq!(serving[0].deployment.id, d2.id);
         let d1_now = store.get_deployment(&d1.id).await.unwrap().unwrap();
         assert_eq!(d1_now.deployment.status, DeploymentStatus::Superseded);
 
-        let previous = store.previous_images("default", "shop", "web").await.unwrap();
+        let previous = store
+            .previous_images("default", "shop", "web")
+            .await
+            .unwrap();
         let digests: Vec<&str> = previous.iter().map(|p| p.digest.as_str()).collect();
         assert_eq!(digests, ["sha256:bbb", "sha256:aaa"]);
-        let rel = store.find_release("default", "shop", "web", "sha256:aaa").await.unwrap().unwrap();
+        let rel = store
+            .find_release("default", "shop", "web", "sha256:aaa")
+            .await
+            .unwrap()
+            .unwrap();
         let d3 = store
-            .create_deployment("default", "shop", "web", "development", ReleaseChoice::Existing(&rel), None, origin)
+            .create_deployment(
+                WEB,
+                "development",
+                ReleaseChoice::Existing(&rel),
+                None,
+                origin,
+            )
             .await
             .unwrap();
         assert_eq!(d3.digest, "sha256:aaa");
         assert!(matches!(
-            store.create_deployment("default", "shop", "web", "staging", ReleaseChoice::Existing(&rel), None, origin).await,
-            Err(Error::NotFound { kind: "environment", .. })
+            store
+                .create_deployment(WEB, "staging", ReleaseChoice::Existing(&rel), None, origin)
+                .await,
+            Err(Error::NotFound {
+                kind: "environment",
+                ..
+            })
         ));
         let events = store.list_deployment_events(&d1.id, 0).await.unwrap();
         assert!(events.len() >= 2, "{events:?}");
@@ -688,7 +767,10 @@ mod tests {
         assert!(err.to_string().contains("shop/web"), "{err}");
         let err = store.delete_project("default", "shop").await.unwrap_err();
         assert!(err.to_string().contains("web"), "{err}");
-        store.delete_component("default", "shop", "web").await.unwrap();
+        store
+            .delete_component("default", "shop", "web")
+            .await
+            .unwrap();
         store.delete_registry("default", "local").await.unwrap();
         store.delete_project("default", "shop").await.unwrap();
     }

@@ -92,7 +92,10 @@ mod tests {
         let a = c.encrypt(secret, "registry:1:password").unwrap();
         let b = c.encrypt(secret, "registry:1:password").unwrap();
         assert_ne!(a, b, "a fresh nonce per value");
-        assert!(!a.windows(7).any(|w| w == b"service"), "ciphertext hides the text");
+        assert!(
+            !a.windows(7).any(|w| w == b"service"),
+            "ciphertext hides the text"
+        );
         assert_eq!(c.decrypt(&a, "registry:1:password").unwrap(), secret);
     }
 

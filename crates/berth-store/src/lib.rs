@@ -21,7 +21,9 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use components::{DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice};
+pub use components::{
+    ComponentRef, DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice,
+};
 pub use error::{Error, Result};
 pub use registries::RegistrySettings;
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
@@ -110,9 +112,9 @@ impl Store {
     }
 
     pub(crate) fn cipher(&self) -> Result<&crypto::Cipher> {
-        self.cipher
-            .as_deref()
-            .ok_or_else(|| Error::Io("no master key loaded: cannot store or read credentials".into()))
+        self.cipher.as_deref().ok_or_else(|| {
+            Error::Io("no master key loaded: cannot store or read credentials".into())
+        })
     }
 
     /// Cheap liveness check of the database.

@@ -106,12 +106,13 @@ impl Store {
         s: &RegistrySettings,
     ) -> Result<Registry> {
         let org_id = self.org_id(org).await?;
-        let id: String = sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
-            .bind(&org_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| Error::not_found("registry", name))?;
+        let id: String =
+            sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+                .bind(&org_id)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| Error::not_found("registry", name))?;
         let sealed = self.seal(&id, s.password.as_ref())?;
         sqlx::query(
             "UPDATE registries SET display_name = ?, host = ?, auth_type = ?, username = ?,
@@ -249,10 +250,16 @@ mod tests {
             .await
             .unwrap();
         assert!(!raw.windows(6).any(|w| w == b"s3cr:e"), "not in clear text");
-        let (_, s) = store.registry_settings("default", "local").await.unwrap().unwrap();
+        let (_, s) = store
+            .registry_settings("default", "local")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(s.password.unwrap().expose(), "s3cr:et");
         assert!(matches!(
-            store.insert_registry("default", "local", &settings(None)).await,
+            store
+                .insert_registry("default", "local", &settings(None))
+                .await,
             Err(Error::Conflict { .. })
         ));
         let r = store
@@ -262,13 +269,21 @@ mod tests {
         assert!(!r.password_set);
         assert_eq!(store.list_registries("default").await.unwrap().len(), 1);
         store.delete_registry("default", "local").await.unwrap();
-        assert!(store.get_registry("default", "local").await.unwrap().is_none());
+        assert!(
+            store
+                .get_registry("default", "local")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Without the master key, storing a password is refused rather than written in clear.
         let keyless = Store::open(dir.path()).await.unwrap();
-        assert!(keyless
-            .insert_registry("default", "x", &settings(Some("p")))
-            .await
-            .is_err());
+        assert!(
+            keyless
+                .insert_registry("default", "x", &settings(Some("p")))
+                .await
+                .is_err()
+        );
     }
 }

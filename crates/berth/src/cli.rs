@@ -381,6 +381,28 @@ pub enum ValidateCmd {
         /// The file; `-` reads stdin.
         file: PathBuf,
     },
+    /// Check a Choreo `.choreo/endpoints.yaml` by Choreo's rules, listing every problem; exit 1
+    /// when invalid.
+    Endpoints {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+        /// Directory whose files count as the uploaded schema files `schemaFilePath` may name
+        /// (searched recursively). Default: the file's directory, or the build context (the
+        /// parent) when that is `.choreo`, as Choreo resolves the paths.
+        #[arg(long, value_name = "DIR")]
+        schema_dir: Option<PathBuf>,
+    },
+    /// Check a Choreo `.choreo/component.yaml` (or the older `component-config.yaml`, told
+    /// apart by name or content) by Choreo's rules, listing every problem; exit 1 when invalid.
+    Component {
+        /// The file; `-` reads stdin.
+        file: PathBuf,
+        /// Directory whose files count as the uploaded schema files `schemaFilePath` may name
+        /// (searched recursively). Default: the file's directory, or the build context (the
+        /// parent) when that is `.choreo`, as Choreo resolves the paths.
+        #[arg(long, value_name = "DIR")]
+        schema_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -502,7 +524,9 @@ pub enum DeploymentCmd {
         #[arg(long)]
         env: Option<String>,
     },
-    Get { id: String },
+    Get {
+        id: String,
+    },
     /// Events of a deployment; --follow until it finishes.
     Events {
         id: String,

@@ -421,7 +421,15 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
         }
         Command::Registry(cmd) => registry(cmd, &client()?, &org, printer).await,
         Command::Image(ImageCmd::Parse { reference }) => image_parse(&reference, printer),
-        Command::Validate(ValidateCmd::DockerConfig { file }) => validate_docker_config(&file, printer),
+        Command::Validate(ValidateCmd::DockerConfig { file }) => {
+            validate_docker_config(&file, printer)
+        }
+        Command::Validate(ValidateCmd::Endpoints { file, schema_dir }) => {
+            validate_source_config(&file, schema_dir.as_deref(), false, printer)
+        }
+        Command::Validate(ValidateCmd::Component { file, schema_dir }) => {
+            validate_source_config(&file, schema_dir.as_deref(), true, printer)
+        }
         Command::Audit(AuditCmd::List { limit }) => {
             let rows: List<AuditEntry> = client()?
                 .get(&format!("/api/v1/audit?limit={limit}"))
@@ -435,7 +443,9 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
 fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         let mut t = String::new();
-        std::io::stdin().read_to_string(&mut t).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .context("reading stdin")?;
         Ok(t)
     } else {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
@@ -466,9 +476,14 @@ fn registry_body(
     }
     if args.password_stdin {
         let mut p = String::new();
-        std::io::stdin().read_to_string(&mut p).context("reading the password from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut p)
+            .context("reading the password from stdin")?;
         // Only the line ending a shell adds; anything else is part of the password.
-        let p = p.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&p);
+        let p = p
+            .strip_suffix('\n')
+            .map(|p| p.strip_suffix('\r').unwrap_or(p))
+            .unwrap_or(&p);
         put("password", p.into());
     }
     if let Some(f) = args.docker_config {
@@ -541,11 +556,7 @@ async fn registry(cmd: RegistryCmd, c: &Client, org: &str, printer: Printer) -> 
             }
         }
         RegistryCmd::Tags { name, repository } => {
-            let path = format!(
-                "{base}/{}/tags?repository={}",
-                seg(&name),
-                seg(&repository)
-            );
+            let path = format!("{base}/{}/tags?repository={}", seg(&name), seg(&repository));
             let tags: Value = c.get(&path).await?;
             if printer.output == cli::Output::Table {
                 for t in tags["tags"].as_array().into_iter().flatten() {
@@ -563,7 +574,12 @@ fn component_base(org: &str, project: &str) -> String {
     format!("/api/v1/orgs/{org}/projects/{}/components", seg(project))
 }
 
-async fn component(cmd: ComponentCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+async fn component(
+    cmd: ComponentCmd,
+    c: &Client,
+    org: &str,
+    printer: Printer,
+) -> anyhow::Result<()> {
     match cmd {
         ComponentCmd::Create {
             name,
@@ -584,9 +600,10 @@ async fn component(cmd: ComponentCmd, c: &Client, org: &str, printer: Printer) -
             let created: Value = c.post(&component_base(org, &project), &body).await?;
             printer.print(&created, COMPONENT_COLUMNS)
         }
-        ComponentCmd::List { project } => {
-            printer.print(&c.get::<Value>(&component_base(org, &project)).await?, COMPONENT_COLUMNS)
-        }
+        ComponentCmd::List { project } => printer.print(
+            &c.get::<Value>(&component_base(org, &project)).await?,
+            COMPONENT_COLUMNS,
+        ),
         ComponentCmd::Get { name, project } => {
             let path = format!("{}/{}", component_base(org, &project), seg(&name));
             printer.print(&c.get::<Value>(&path).await?, COMPONENT_COLUMNS)
@@ -618,11 +635,19 @@ async fn component(cmd: ComponentCmd, c: &Client, org: &str, printer: Printer) -
             printer.done("deleted", "component", &name)
         }
         ComponentCmd::PreviousImages { name, project } => {
-            let path = format!("{}/{}/previous-images", component_base(org, &project), seg(&name));
+            let path = format!(
+                "{}/{}/previous-images",
+                component_base(org, &project),
+                seg(&name)
+            );
             printer.print(&c.get::<Value>(&path).await?, PREVIOUS_COLUMNS)
         }
         ComponentCmd::Status { name, project } => {
-            let path = format!("{}/{}/environments", component_base(org, &project), seg(&name));
+            let path = format!(
+                "{}/{}/environments",
+                component_base(org, &project),
+                seg(&name)
+            );
             let envs: Value = c.get(&path).await?;
             if printer.output == cli::Output::Table {
                 let rows: Vec<Value> = envs["items"]
@@ -640,7 +665,12 @@ async fn component(cmd: ComponentCmd, c: &Client, org: &str, printer: Printer) -
                     .collect();
                 printer.print(
                     &serde_json::json!({ "items": rows }),
-                    &[("ENV", "environment"), ("LATEST", "status"), ("SERVING", "digest"), ("URL", "url")],
+                    &[
+                        ("ENV", "environment"),
+                        ("LATEST", "status"),
+                        ("SERVING", "digest"),
+                        ("URL", "url"),
+                    ],
                 )
             } else {
                 printer.print(&envs, &[])
@@ -674,13 +704,23 @@ async fn deploy(args: DeployArgs, c: &Client, org: &str, printer: Printer) -> an
 
 /// Prints the accepted deployment; with `wait`, follows its events until it finishes and exits
 /// non-zero unless it became ready.
-async fn finish_deploy(c: &Client, accepted: Value, wait: bool, printer: Printer) -> anyhow::Result<()> {
+async fn finish_deploy(
+    c: &Client,
+    accepted: Value,
+    wait: bool,
+    printer: Printer,
+) -> anyhow::Result<()> {
     if !wait {
         return printer.print(&accepted, ACCEPTED_COLUMNS);
     }
-    let id = accepted["deploymentId"].as_str().unwrap_or_default().to_owned();
+    let id = accepted["deploymentId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if accepted["created"] == Value::Bool(false) {
-        printer.note("the image is already deployed (same digest); nothing to do (use --force to redeploy)");
+        printer.note(
+            "the image is already deployed (same digest); nothing to do (use --force to redeploy)",
+        );
     }
     let status = follow_events(c, &id, printer).await?;
     let deployment: Value = c.get(&format!("/api/v1/deployments/{}", seg(&id))).await?;
@@ -693,7 +733,9 @@ async fn finish_deploy(c: &Client, accepted: Value, wait: bool, printer: Printer
         if printer.output == cli::Output::Table {
             printer.note(&format!(
                 "deployment {id} {status}: {}",
-                deployment["reason"].as_str().unwrap_or("no reason recorded")
+                deployment["reason"]
+                    .as_str()
+                    .unwrap_or("no reason recorded")
             ));
         }
         Err(Reported.into())
@@ -705,7 +747,10 @@ async fn follow_events(c: &Client, id: &str, printer: Printer) -> anyhow::Result
     let mut after = 0i64;
     loop {
         let events: Value = c
-            .get(&format!("/api/v1/deployments/{}/events?after={after}", seg(id)))
+            .get(&format!(
+                "/api/v1/deployments/{}/events?after={after}",
+                seg(id)
+            ))
             .await?;
         for e in events["items"].as_array().into_iter().flatten() {
             after = after.max(e["id"].as_i64().unwrap_or(after));
@@ -717,10 +762,16 @@ async fn follow_events(c: &Client, id: &str, printer: Printer) -> anyhow::Result
         }
         let d: Value = c.get(&format!("/api/v1/deployments/{}", seg(id))).await?;
         let status = d["status"].as_str().unwrap_or("unknown").to_owned();
-        if matches!(status.as_str(), "ready" | "failed" | "rolled-back" | "superseded") {
+        if matches!(
+            status.as_str(),
+            "ready" | "failed" | "rolled-back" | "superseded"
+        ) {
             // Print what arrived between the last poll and the final status.
             let rest: Value = c
-                .get(&format!("/api/v1/deployments/{}/events?after={after}", seg(id)))
+                .get(&format!(
+                    "/api/v1/deployments/{}/events?after={after}",
+                    seg(id)
+                ))
                 .await?;
             for e in rest["items"].as_array().into_iter().flatten() {
                 printer.note(&format!(
@@ -735,28 +786,40 @@ async fn follow_events(c: &Client, id: &str, printer: Printer) -> anyhow::Result
     }
 }
 
-async fn deployment(cmd: DeploymentCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+async fn deployment(
+    cmd: DeploymentCmd,
+    c: &Client,
+    org: &str,
+    printer: Printer,
+) -> anyhow::Result<()> {
     match cmd {
         DeploymentCmd::List {
             project,
             component,
             env,
         } => {
-            let mut path = format!("{}/{}/deployments", component_base(org, &project), seg(&component));
+            let mut path = format!(
+                "{}/{}/deployments",
+                component_base(org, &project),
+                seg(&component)
+            );
             if let Some(e) = env {
                 path.push_str(&format!("?env={}", seg(&e)));
             }
             printer.print(&c.get::<Value>(&path).await?, DEPLOYMENT_COLUMNS)
         }
         DeploymentCmd::Get { id } => printer.print(
-            &c.get::<Value>(&format!("/api/v1/deployments/{}", seg(&id))).await?,
+            &c.get::<Value>(&format!("/api/v1/deployments/{}", seg(&id)))
+                .await?,
             DEPLOYMENT_COLUMNS,
         ),
         DeploymentCmd::Events { id, follow } => {
             if follow {
                 follow_events(c, &id, printer).await.map(|_| ())
             } else {
-                let events: Value = c.get(&format!("/api/v1/deployments/{}/events", seg(&id))).await?;
+                let events: Value = c
+                    .get(&format!("/api/v1/deployments/{}/events", seg(&id)))
+                    .await?;
                 printer.print(&events, &[("AT", "at"), ("MESSAGE", "message")])
             }
         }
@@ -766,7 +829,8 @@ async fn deployment(cmd: DeploymentCmd, c: &Client, org: &str, printer: Printer)
 /// Whether the name part of a reference (before any `@digest`) ends in `:tag`.
 fn explicit_tag(input: &str) -> bool {
     let name = input.split('@').next().unwrap_or(input);
-    name.rsplit_once(':').is_some_and(|(_, after)| !after.contains('/'))
+    name.rsplit_once(':')
+        .is_some_and(|(_, after)| !after.contains('/'))
 }
 
 fn image_parse(input: &str, printer: Printer) -> anyhow::Result<()> {
@@ -796,7 +860,11 @@ fn validate_docker_config(file: &std::path::Path, printer: Printer) -> anyhow::R
     match berth_core::docker_config::parse_docker_config(&text) {
         Ok(auth) => printer.print(
             &serde_json::json!({ "valid": true, "host": auth.host, "username": auth.username }),
-            &[("VALID", "valid"), ("HOST", "host"), ("USERNAME", "username")],
+            &[
+                ("VALID", "valid"),
+                ("HOST", "host"),
+                ("USERNAME", "username"),
+            ],
         ),
         Err(e) => {
             let body = serde_json::json!({
@@ -811,6 +879,139 @@ fn validate_docker_config(file: &std::path::Path, printer: Printer) -> anyhow::R
             Err(Reported.into())
         }
     }
+}
+
+/// `berth validate endpoints|component FILE`: Choreo's rules, offline. JSON/YAML print the
+/// report (`{valid, errors, warnings}`); tables print one line per problem. Exit 1 if invalid.
+fn validate_source_config(
+    file: &std::path::Path,
+    schema_dir: Option<&std::path::Path>,
+    component: bool,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    use berth_core::endpoints::{self, SourceConfigKind};
+    let text = read_input(file)?;
+    let dir = schema_dir.map_or_else(|| default_schema_dir(file), std::path::Path::to_path_buf);
+    let schema_files = schema_files_in(&dir)?;
+    let name = file.to_string_lossy();
+    let kind = if !component {
+        SourceConfigKind::EndpointsYaml
+    } else if let Some(kind) = SourceConfigKind::from_file_name(&name) {
+        kind
+    } else if endpoints::detect_kind(&name, &text) == Some(SourceConfigKind::ComponentConfigYaml) {
+        SourceConfigKind::ComponentConfigYaml
+    } else {
+        // A component.yaml without its schemaVersion should hear about the schemaVersion.
+        SourceConfigKind::ComponentYaml
+    };
+    let (report, found) = kind.validate(&text, &schema_files);
+    if printer.output != cli::Output::Table {
+        printer.print(&report, &[])?;
+    } else {
+        for e in &report.errors {
+            println!("error: {e}");
+        }
+        for w in &report.warnings {
+            println!("warning: {w}");
+        }
+        let verdict = if report.valid { "valid" } else { "invalid" };
+        println!(
+            "{kind} is {verdict}: {} error(s), {} warning(s)",
+            report.errors.len(),
+            report.warnings.len()
+        );
+        if !found.is_empty() {
+            let rows: Vec<Value> = found
+                .iter()
+                .map(|e| {
+                    let visibility: Vec<&str> = e.visibilities.iter().map(|v| v.as_str()).collect();
+                    serde_json::json!({
+                        "name": e.name,
+                        "type": e.kind.as_str(),
+                        "port": e.port,
+                        "visibility": visibility.join(","),
+                        "context": e.context,
+                        "schema": e.schema_file,
+                    })
+                })
+                .collect();
+            let columns: Columns = &[
+                ("NAME", "name"),
+                ("TYPE", "type"),
+                ("PORT", "port"),
+                ("VISIBILITY", "visibility"),
+                ("CONTEXT", "context"),
+                ("SCHEMA", "schema"),
+            ];
+            print!("{}", crate::printer::render_table(&rows, columns));
+        }
+    }
+    if report.valid {
+        Ok(())
+    } else {
+        Err(Reported.into())
+    }
+}
+
+/// Where `schemaFilePath`s resolve when `--schema-dir` is not given: the file's directory, or
+/// its parent when that is `.choreo` (Choreo resolves them against the build context).
+fn default_schema_dir(file: &std::path::Path) -> std::path::PathBuf {
+    let here = std::path::Path::new(".");
+    if file.as_os_str() == "-" {
+        return here.to_path_buf();
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(here);
+    if dir.file_name().is_some_and(|n| n == ".choreo") {
+        dir.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(here)
+            .to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// The files under `dir`, as `/`-separated paths relative to it (what `schemaFilePath` names).
+/// Bounded, and skipping `.git` and `node_modules`, so pointing it at a repository is cheap.
+fn schema_files_in(dir: &std::path::Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    const MAX_FILES: usize = 20_000;
+    const MAX_DEPTH: usize = 12;
+    let mut files = std::collections::BTreeSet::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new(), 0)];
+    while let Some((path, prefix, depth)) = pending.pop() {
+        let entries = match std::fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if depth == 0 => {
+                return Err(e)
+                    .with_context(|| format!("reading schema directory {}", path.display()));
+            }
+            Err(_) => continue,
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relative = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            // Directories are not followed through symlinks (no loops); files are.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                if depth < MAX_DEPTH && name != ".git" && name != "node_modules" {
+                    pending.push((entry.path(), relative, depth + 1));
+                }
+            } else if entry.path().is_file() {
+                files.insert(relative);
+                if files.len() >= MAX_FILES {
+                    return Ok(files);
+                }
+            }
+        }
+    }
+    Ok(files)
 }
 
 fn confirm(yes: bool, kind: &str, name: &str) -> anyhow::Result<()> {

@@ -13,7 +13,12 @@ use common::{BIN, ServerProc, http, stderr, stdout};
 use serde_json::Value;
 
 fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
@@ -28,7 +33,10 @@ fn containers(component: &str) -> Vec<String> {
         .arg(format!("label=berth.component={component}"))
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 struct Cleanup(String);
@@ -36,7 +44,11 @@ struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for line in containers(&self.0) {
-            let name = line.split_whitespace().next().unwrap_or_default().to_owned();
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let _ = Command::new("podman").args(["rm", "-f", &name]).output();
         }
     }
@@ -44,8 +56,18 @@ impl Drop for Cleanup {
 
 fn setup(server: &ServerProc, env: &berth_testkit::TestEnv, component: &str) {
     let mut add = Command::new(BIN)
-        .args(["registry", "add", "local", "--host", &env.registry, "--auth", "basic",
-               "--username", &env.user, "--password-stdin"])
+        .args([
+            "registry",
+            "add",
+            "local",
+            "--host",
+            &env.registry,
+            "--auth",
+            "basic",
+            "--username",
+            &env.user,
+            "--password-stdin",
+        ])
         .env("BERTH_SERVER", &server.url)
         .env("BERTH_DATA_DIR", &server.data_dir)
         .stdin(Stdio::piped())
@@ -53,19 +75,39 @@ fn setup(server: &ServerProc, env: &berth_testkit::TestEnv, component: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(env.password.as_bytes())
+        .unwrap();
     ok(add.wait_with_output().unwrap());
     ok(server.cli(&["project", "create", "shop"]));
-    ok(server.cli(&["component", "create", component, "--project", "shop", "--type", "service",
-                    "--registry", "local", "--image", &format!("{}/test/web:v1", env.registry),
-                    "--port", "8080"]));
+    ok(server.cli(&[
+        "component",
+        "create",
+        component,
+        "--project",
+        "shop",
+        "--type",
+        "service",
+        "--registry",
+        "local",
+        "--image",
+        &format!("{}/test/web:v1", env.registry),
+        "--port",
+        "8080",
+    ]));
 }
 
 fn wait_status(server: &ServerProc, id: &str, timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let d = json_out(&ok(server.cli(&["deployment", "get", id, "-o", "json"])));
-        if matches!(d["status"].as_str(), Some("ready" | "failed" | "rolled-back" | "superseded")) || Instant::now() > deadline {
+        if matches!(
+            d["status"].as_str(),
+            Some("ready" | "failed" | "rolled-back" | "superseded")
+        ) || Instant::now() > deadline
+        {
             return d;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -74,19 +116,38 @@ fn wait_status(server: &ServerProc, id: &str, timeout: Duration) -> Value {
 
 #[test]
 fn kill_9_during_rollouts_then_restart_converges() {
-    let Some(env) = berth_testkit::env() else { return };
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let component = format!("berth-it-kill-{}", std::process::id());
     let _cleanup = Cleanup(component.clone());
     let envs = [("BERTH_READY_TIMEOUT", "20"), ("BERTH_DRAIN_MS", "300")];
     let mut server = ServerProc::start_with(dir.path(), &envs);
     setup(&server, &env, &component);
-    ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--wait"]));
+    ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "--wait",
+    ]));
 
     // Kill at different moments of v1 → v2 → v1 … rollouts.
     let tags = ["v2", "v1", "v2"];
     for (round, (delay_ms, tag)) in [0u64, 120, 400].iter().zip(tags).enumerate() {
-        let accepted = json_out(&ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--tag", tag, "-o", "json"])));
+        let accepted = json_out(&ok(server.cli(&[
+            "deploy",
+            "--project",
+            "shop",
+            "--component",
+            &component,
+            "--tag",
+            tag,
+            "-o",
+            "json",
+        ])));
         let id = accepted["deploymentId"].as_str().unwrap().to_owned();
         std::thread::sleep(Duration::from_millis(*delay_ms));
         server.child.kill().unwrap(); // SIGKILL
@@ -104,8 +165,15 @@ fn kill_9_during_rollouts_then_restart_converges() {
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        assert_eq!(running.len(), 1, "round {round}: no duplicate, no orphan: {running:?}");
-        assert!(running[0].contains(d["release"].as_str().unwrap()), "round {round}: {running:?} vs {d}");
+        assert_eq!(
+            running.len(),
+            1,
+            "round {round}: no duplicate, no orphan: {running:?}"
+        );
+        assert!(
+            running[0].contains(d["release"].as_str().unwrap()),
+            "round {round}: {running:?} vs {d}"
+        );
         let url = format!("{}/default/shop/{component}/development/", server.gateway);
         let body = http().get(&url).send().unwrap().text().unwrap();
         assert_eq!(body.trim(), format!("hello from {tag}"), "round {round}");
@@ -114,7 +182,9 @@ fn kill_9_during_rollouts_then_restart_converges() {
 
 #[test]
 fn engine_away_deployments_wait_and_resume() {
-    let Some(env) = berth_testkit::env() else { return };
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let component = format!("berth-it-away-{}", std::process::id());
     let _cleanup = Cleanup(component.clone());
@@ -122,22 +192,55 @@ fn engine_away_deployments_wait_and_resume() {
     let link = dir.path().join("engine.sock");
     let engine = format!("unix://{}", link.display());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_ENGINE", engine.as_str())]);
-    let ready: Value = http().get(format!("{}/readyz", server.url)).send().unwrap().json().unwrap();
+    let ready: Value = http()
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(ready["engine"]["ok"], false, "{ready}");
     setup(&server, &env, &component);
-    let accepted = json_out(&ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "-o", "json"])));
+    let accepted = json_out(&ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "-o",
+        "json",
+    ])));
     let id = accepted["deploymentId"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(3));
     let d = json_out(&ok(server.cli(&["deployment", "get", &id, "-o", "json"])));
-    assert!(matches!(d["status"].as_str(), Some("pending" | "pulling")), "{d}");
-    let events = stdout(&ok(server.cli(&["deployment", "events", &id, "-o", "json"])));
-    assert!(events.contains("unavailable") && events.contains("retrying"), "{events}");
+    assert!(
+        matches!(d["status"].as_str(), Some("pending" | "pulling")),
+        "{d}"
+    );
+    let events = stdout(&ok(server.cli(&[
+        "deployment",
+        "events",
+        &id,
+        "-o",
+        "json",
+    ])));
+    assert!(
+        events.contains("unavailable") && events.contains("retrying"),
+        "{events}"
+    );
 
     // The engine comes back: the deployment resumes by itself.
-    let real = env.docker_host.clone().unwrap_or_else(|| "unix:///run/podman/podman.sock".into());
+    let real = env
+        .docker_host
+        .clone()
+        .unwrap_or_else(|| "unix:///run/podman/podman.sock".into());
     std::os::unix::fs::symlink(real.trim_start_matches("unix://"), &link).unwrap();
     let d = wait_status(&server, &id, Duration::from_secs(90));
     assert_eq!(d["status"], "ready", "{d}");
-    let ready: Value = http().get(format!("{}/readyz", server.url)).send().unwrap().json().unwrap();
+    let ready: Value = http()
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(ready["engine"]["ok"], true, "{ready}");
 }

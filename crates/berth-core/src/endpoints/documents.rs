@@ -5,7 +5,13 @@
 //! Messages marked "Choreo" are Choreo's validator's (`schemas.js`, `index.js`, and the
 //! expectations of its `test/schema.test.js`) or yup's stock messages it relies on; the others
 //! are berth's, written in the same style where Choreo has no rule or its source could not be
-//! read (see the module notes on configurations).
+//! read.
+//!
+//! Configurations (component.yaml v1.1 and v1.2): the rules of `env` and their messages come
+//! from the expectations of Choreo's tests; the v1.2 schema itself was not available, so the
+//! configuration-form checks (`configForm` types, `file` entries) follow Choreo's documentation
+//! ("Manage component source configurations", "Use configuration form") with berth's
+//! messages in yup's style.
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -319,7 +325,10 @@ fn endpoint_v0d1(c: &mut Checker<'_>, item: &Value, path: &str) -> Option<Endpoi
         port: port?,
         kind: kind?,
         visibilities: vec![visibility.given().unwrap_or(Visibility::Public)],
-        context: context.given().filter(|s| !s.is_empty()).unwrap_or_else(|| "/".to_owned()),
+        context: context
+            .given()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/".to_owned()),
         schema_file,
     })
 }
@@ -338,7 +347,10 @@ fn endpoint_v0d2(
     let name = c.string(obj.get("name"), &name_path, true).given();
     if let Some(name) = &name {
         if too_long(name) {
-            c.error(&name_path, format!("{name_path} must be at most {NAME_MAX} characters"));
+            c.error(
+                &name_path,
+                format!("{name_path} must be at most {NAME_MAX} characters"),
+            );
         }
         if !is_endpoint_name(name) {
             c.error(
@@ -350,7 +362,9 @@ fn endpoint_v0d2(
         }
     }
     let display_path = join(path, "displayName");
-    let display_name = c.string(obj.get("displayName"), &display_path, false).given();
+    let display_name = c
+        .string(obj.get("displayName"), &display_path, false)
+        .given();
     if display_name.as_deref().is_some_and(too_long) {
         c.error(
             &display_path,
@@ -363,7 +377,9 @@ fn endpoint_v0d2(
     let mut port_number = None;
     if let Some(service) = c.required_object(obj.get("service"), &service_path) {
         let base_path_path = join(&service_path, "basePath");
-        base_path = c.string(service.get("basePath"), &base_path_path, false).given();
+        base_path = c
+            .string(service.get("basePath"), &base_path_path, false)
+            .given();
         if let Some(b) = &base_path
             && !is_base_path(b)
         {
@@ -573,7 +589,13 @@ fn env_var(
         has_source |= reference(c, from, &from_path, "connectionRef", Some(connections));
         has_source |= reference(c, from, &from_path, "configGroupRef", None);
         if version >= Version::V1_2 && from.get("configForm").is_some() {
-            form_field(c, from.get("configForm"), &join(&from_path, "configForm"), &ENV_FORM_TYPES, false);
+            form_field(
+                c,
+                from.get("configForm"),
+                &join(&from_path, "configForm"),
+                &ENV_FORM_TYPES,
+                false,
+            );
             has_source = true;
         }
     }
@@ -615,7 +637,9 @@ fn reference(
         {
             c.warn(
                 name_path,
-                format!("there is no connection named {name:?} in dependencies.connectionReferences"),
+                format!(
+                    "there is no connection named {name:?} in dependencies.connectionReferences"
+                ),
             );
         }
     }
@@ -721,12 +745,21 @@ fn config_file(c: &mut Checker<'_>, item: &Value, path: &str, connections: &[Str
         if let Some(from) = c.object(k.get("valueFrom"), &from_path) {
             has_source |= reference(c, from, &from_path, "connectionRef", Some(connections));
             if from.get("configForm").is_some() {
-                form_field(c, from.get("configForm"), &join(&from_path, "configForm"), &FILE_FORM_TYPES, true);
+                form_field(
+                    c,
+                    from.get("configForm"),
+                    &join(&from_path, "configForm"),
+                    &FILE_FORM_TYPES,
+                    true,
+                );
                 has_source = true;
             }
         }
         if !has_source {
-            c.error(&key_path, "One of connectionRef or configForm must be provided");
+            c.error(
+                &key_path,
+                "One of connectionRef or configForm must be provided",
+            );
         }
     }
 }

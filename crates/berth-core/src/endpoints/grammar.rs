@@ -63,7 +63,10 @@ pub(super) fn is_uuid(s: &str) -> bool {
             .zip([8, 4, 4, 4, 12])
             .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
         && matches!(groups[2].as_bytes()[0], b'1'..=b'5')
-        && matches!(groups[3].as_bytes()[0].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b')
+        && matches!(
+            groups[3].as_bytes()[0].to_ascii_lowercase(),
+            b'8' | b'9' | b'a' | b'b'
+        )
 }
 
 /// A connection reference name:
@@ -99,9 +102,9 @@ pub(super) fn is_connection_name(s: &str) -> bool {
 fn is_third_party(rest: &str) -> bool {
     rest.split_once('/').is_some_and(|(name, version)| {
         !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || is_js_space(c) || matches!(c, '_' | '.' | '-'))
+            && name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || is_js_space(c) || matches!(c, '_' | '.' | '-')
+            })
             && is_version(version)
     })
 }
@@ -154,7 +157,8 @@ fn is_service_resource(s: &str) -> bool {
 const CHOREO_NAME_FORMAT: &str = "has an invalid service identifier. Use the format choreo:///<org-handle>/<project-handle>/<component-handle>/<endpoint-identifier>/<major-version>/<network-visibility>";
 const THIRD_PARTY_FORMAT: &str = "has an invalid service identifier. Use the format thirdparty:<service_name>/<version>, allowing only alphanumeric characters, periods (.), underscores (_), hyphens (-), and slashes (/) after thirdparty:.";
 const DATABASE_FORMAT: &str = "has an invalid service identifier. Use the format database:[<serverName>/]<databaseName> where optional fields are in brackets, allowing only alphanumeric characters, underscores (_), hyphens (-), and slashes (/) after database:.";
-const UNKNOWN_SERVICE_TYPE: &str = "has an invalid service identifier. It can only contain choreo, thirdparty, or database types.";
+const UNKNOWN_SERVICE_TYPE: &str =
+    "has an invalid service identifier. It can only contain choreo, thirdparty, or database types.";
 const SERVICE_FORMAT: &str = "has an invalid service identifier. Use the format [service:][/<project-handle>/]<component-handle>/<major-version>[/<endpoint-handle>][/<network-visibility>] where optional fields are specified in brackets.";
 const ANY_RESOURCE_FORMAT: &str = "has an invalid service identifier. For services, use [service:][/<project-handle>/]<component-handle>/<major-version>[/<endpoint-handle>][/<network-visibility>]. For databases, use database:[<serverName>/]<databaseName>. For third-party services, use thirdparty:<service_name>/<version>. Optional fields are specified in brackets.";
 
@@ -162,7 +166,9 @@ const ANY_RESOURCE_FORMAT: &str = "has an invalid service identifier. For servic
 /// the message after the field's path.
 pub(super) fn check_service_reference_name(s: &str) -> Result<(), &'static str> {
     if let Some(rest) = s.strip_prefix("choreo:///") {
-        return is_choreo_service(rest).then_some(()).ok_or(CHOREO_NAME_FORMAT);
+        return is_choreo_service(rest)
+            .then_some(())
+            .ok_or(CHOREO_NAME_FORMAT);
     }
     if let Some(rest) = s.strip_prefix("thirdparty:") {
         return is_third_party(rest).then_some(()).ok_or(THIRD_PARTY_FORMAT);
@@ -185,7 +191,9 @@ pub(super) fn check_resource_ref(s: &str) -> Result<(), &'static str> {
         return is_database(rest).then_some(()).ok_or(DATABASE_FORMAT);
     }
     // "service:" is optional, so anything else may still be a service.
-    is_service_resource(s).then_some(()).ok_or(ANY_RESOURCE_FORMAT)
+    is_service_resource(s)
+        .then_some(())
+        .ok_or(ANY_RESOURCE_FORMAT)
 }
 
 #[cfg(test)]

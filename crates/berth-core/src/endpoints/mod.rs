@@ -87,7 +87,9 @@ impl ValidationReport {
 }
 
 /// The protocol of an endpoint, spelled as in the files (case-sensitive: `Rest` is refused).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum EndpointType {
     #[serde(rename = "REST")]
     Rest,
@@ -154,7 +156,9 @@ impl fmt::Display for EndpointType {
 
 /// Who can reach an endpoint: other components of the project, of the organization, or
 /// anyone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 pub enum Visibility {
     Public,
     Project,
@@ -211,7 +215,9 @@ pub struct Endpoint {
 }
 
 /// The three source configuration files, newest format first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceConfigKind {
     ComponentYaml,

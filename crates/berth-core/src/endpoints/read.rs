@@ -107,15 +107,25 @@ fn to_json(value: &Value) -> serde_json::Value {
     match untag(value) {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Number(n) => serde_json::Number::from_f64(number_value(n))
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        // As JavaScript's JSON.stringify prints it: whole numbers without a fraction.
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => serde_json::Value::from(i),
+            (None, Some(u)) => serde_json::Value::from(u),
+            (None, None) => {
+                let f = number_value(n);
+                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                    serde_json::Value::from(f as i64)
+                } else {
+                    serde_json::Number::from_f64(f)
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                }
+            }
+        },
         Value::String(s) => serde_json::Value::String(s.clone()),
         Value::Sequence(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        Value::Mapping(map) => serde_json::Value::Object(
-            map.iter()
-                .map(|(k, v)| (key_text(k), to_json(v)))
-                .collect(),
-        ),
+        Value::Mapping(map) => {
+            serde_json::Value::Object(map.iter().map(|(k, v)| (key_text(k), to_json(v))).collect())
+        }
         Value::Tagged(_) => serde_json::Value::Null, // unreachable: untagged above
     }
 }
@@ -182,20 +192,14 @@ fn js_parse_number(text: &str) -> f64 {
 pub(super) fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n'
-            | '\u{b}'
-            | '\u{c}'
-            | '\r'
-            | ' '
-            | '\u{a0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202f}'
-            | '\u{205f}'
-            | '\u{3000}'
-            | '\u{feff}'
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
     )
 }
 

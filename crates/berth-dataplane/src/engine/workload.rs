@@ -322,23 +322,22 @@ impl Engine {
         let options = CreateContainerOptionsBuilder::default()
             .name(&plan.name)
             .build();
-        let created = match c
-            .docker
-            .create_container(
+        let create = |log_caps: bool| {
+            c.docker.create_container(
                 Some(options.clone()),
-                container_body(spec, plan, binds.clone(), true),
+                container_body(spec, plan, binds.clone(), log_caps),
             )
-            .await
-        {
-            Ok(r) => r,
+        };
+        let created = match create(true).await {
             // An engine whose default log driver takes no max-size (journald, …): run uncapped.
             Err(e) if e.to_string().to_lowercase().contains("log") => {
                 warn!(container = %plan.name, error = %e, "log size cap refused; creating without it");
-                c.docker
-                    .create_container(Some(options), container_body(spec, plan, binds, false))
-                    .await
-                    .map_err(|e| self.engine_error(e))?
+                create(false).await
             }
+            other => other,
+        };
+        let created = match created {
+            Ok(r) => r,
             Err(e) => {
                 mounts::remove(&self.data_root, &plan.name);
                 return Err(self.engine_error(e));

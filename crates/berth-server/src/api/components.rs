@@ -11,7 +11,7 @@ use berth_core::reference::{ImageRef, validate_tag};
 use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
-use berth_store::{NewComponent, NewRelease, Origin, ReleaseChoice};
+use berth_store::{ComponentRef, NewComponent, NewRelease, Origin, ReleaseChoice};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -24,24 +24,43 @@ use crate::extract::{Json, Query};
 
 type ComponentPath = Path<(String, String, String)>;
 
-async fn component_or_404(state: &AppState, org: &str, project: &str, name: &str) -> ApiResult<Component> {
+async fn component_or_404(
+    state: &AppState,
+    org: &str,
+    project: &str,
+    name: &str,
+) -> ApiResult<Component> {
     if state.store().get_project(org, project).await?.is_none() {
-        return Err(ApiError::not_found(format!("project {project:?} not found in organization {org:?}")));
+        return Err(ApiError::not_found(format!(
+            "project {project:?} not found in organization {org:?}"
+        )));
     }
     state
         .store()
         .get_component(org, project, name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("component {name:?} not found in project {project:?}")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "component {name:?} not found in project {project:?}"
+            ))
+        })
 }
 
 /// Resolves `image` on `registry` to a digest; a missing tag is the caller's 422.
-async fn resolve(state: &AppState, org: &str, registry: &str, image: &ImageRef, field: &str) -> ApiResult<String> {
+async fn resolve(
+    state: &AppState,
+    org: &str,
+    registry: &str,
+    image: &ImageRef,
+    field: &str,
+) -> ApiResult<String> {
     let (_, settings) = state
         .store()
         .registry_settings(org, registry)
         .await?
-        .ok_or_else(|| ApiError::validation("registry", format!("registry {registry:?} not found")))?;
+        .ok_or_else(|| {
+            ApiError::validation("registry", format!("registry {registry:?} not found"))
+        })?;
     let client = client_for(state, &settings)?;
     let reference = image
         .digest()
@@ -54,7 +73,11 @@ async fn resolve(state: &AppState, org: &str, registry: &str, image: &ImageRef, 
             format!(
                 "{image} has no {} image (it has: {})",
                 settings.platform,
-                r.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                r.platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
         Ok(r) => Ok(r.digest),
@@ -68,10 +91,19 @@ async fn resolve(state: &AppState, org: &str, registry: &str, image: &ImageRef, 
 
 /// The registry of the organization that serves `image`'s host: the preferred one when it
 /// does, else the only other one.
-async fn registry_for(state: &AppState, org: &str, preferred: &str, image: &ImageRef, field: &str) -> ApiResult<String> {
+async fn registry_for(
+    state: &AppState,
+    org: &str,
+    preferred: &str,
+    image: &ImageRef,
+    field: &str,
+) -> ApiResult<String> {
     let registries = state.store().list_registries(org).await?;
     let host = image.registry_host();
-    if registries.iter().any(|r| r.name == preferred && r.host == host) {
+    if registries
+        .iter()
+        .any(|r| r.name == preferred && r.host == host)
+    {
         return Ok(preferred.to_owned());
     }
     let serving: Vec<_> = registries.iter().filter(|r| r.host == host).collect();
@@ -85,7 +117,10 @@ async fn registry_for(state: &AppState, org: &str, preferred: &str, image: &Imag
             field,
             format!(
                 "several registries serve {host} ({}); deploy from the component's registry or change it",
-                many.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -102,7 +137,9 @@ pub async fn list_components(
     _auth: Auth,
     Path((org, project)): Path<(String, String)>,
 ) -> ApiResult<Json<List<Component>>> {
-    Ok(Json(List { items: state.store().list_components(&org, &project).await? }))
+    Ok(Json(List {
+        items: state.store().list_components(&org, &project).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/components", tag = "components",
@@ -122,7 +159,9 @@ pub async fn create_component(
     let description = body.description.unwrap_or_default();
     validate_description("description", &description)?;
     if state.store().get_project(&org, &project).await?.is_none() {
-        return Err(ApiError::not_found(format!("project {project:?} not found in organization {org:?}")));
+        return Err(ApiError::not_found(format!(
+            "project {project:?} not found in organization {org:?}"
+        )));
     }
     if body.port == Some(0) {
         return Err(ApiError::validation("port", "must be between 1 and 65535"));
@@ -143,7 +182,10 @@ pub async fn create_component(
             "image",
             format!(
                 "is on {} but registry {:?} serves {}; use a registry for {}",
-                image.registry_host(), registry.name, registry.host, image.registry_host()
+                image.registry_host(),
+                registry.name,
+                registry.host,
+                image.registry_host()
             ),
         ));
     }
@@ -209,7 +251,14 @@ pub async fn update_component(
     }
     let c = state
         .store()
-        .update_component(&org, &project, &name, body.display_name.as_deref(), body.description.as_deref(), body.port)
+        .update_component(
+            &org,
+            &project,
+            &name,
+            body.display_name.as_deref(),
+            body.description.as_deref(),
+            body.port,
+        )
         .await?;
     Ok(Json(c))
 }
@@ -224,11 +273,19 @@ pub async fn delete_component(
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &name).await?;
     let envs = state.store().list_environments(&org).await?;
-    state.store().delete_component(&org, &project, &name).await?;
+    state
+        .store()
+        .delete_component(&org, &project, &name)
+        .await?;
     // The store no longer wants it: stop everything now (the reconciler finishes the job if the
     // engine is away).
     for env in envs {
-        let key = WorkloadKey { org: org.clone(), project: project.clone(), component: name.clone(), env: env.name };
+        let key = WorkloadKey {
+            org: org.clone(),
+            project: project.clone(),
+            component: name.clone(),
+            env: env.name,
+        };
         state.gateway().remove(&key);
         if let Ok(engine) = state.engine()
             && let Err(e) = engine.remove_workload(&key).await
@@ -240,7 +297,11 @@ pub async fn delete_component(
 }
 
 fn accepted(state: &AppState, d: &Deployment, created: bool) -> (StatusCode, Json<DeployAccepted>) {
-    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     (
         status,
         Json(DeployAccepted {
@@ -266,18 +327,33 @@ pub async fn deploy(
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
     let component = component_or_404(&state, &org, &project, &name).await?;
-    let chosen = [body.tag.is_some(), body.image.is_some(), body.previous.is_some()];
+    let chosen = [
+        body.tag.is_some(),
+        body.image.is_some(),
+        body.previous.is_some(),
+    ];
     if chosen.iter().filter(|c| **c).count() > 1 {
-        return Err(ApiError::validation("body", "give at most one of tag, image and previous"));
+        return Err(ApiError::validation(
+            "body",
+            "give at most one of tag, image and previous",
+        ));
     }
     let envs = state.store().list_environments(&org).await?;
     let first = envs
         .first()
-        .ok_or_else(|| ApiError::validation("environment", format!("organization {org:?} has no environments")))?
+        .ok_or_else(|| {
+            ApiError::validation(
+                "environment",
+                format!("organization {org:?} has no environments"),
+            )
+        })?
         .name
         .clone();
     let origin_actor = auth.0.actor();
-    let origin = Origin { trigger: "user", actor: &origin_actor };
+    let origin = Origin {
+        trigger: "user",
+        actor: &origin_actor,
+    };
     if let Some(previous) = &body.previous {
         let release = state
             .store()
@@ -291,16 +367,36 @@ pub async fn deploy(
             })?;
         let d = state
             .store()
-            .create_deployment(&org, &project, &name, &first, ReleaseChoice::Existing(&release), None, origin)
+            .create_deployment(
+                ComponentRef {
+                    org: &org,
+                    project: &project,
+                    component: &name,
+                },
+                &first,
+                ReleaseChoice::Existing(&release),
+                None,
+                origin,
+            )
             .await?;
-        deploy::kick(&state, WorkloadKey { org, project, component: name, env: first });
+        deploy::kick(
+            &state,
+            WorkloadKey {
+                org,
+                project,
+                component: name,
+                env: first,
+            },
+        );
         return Ok(accepted(&state, &d, true));
     }
     let current = parse_image("image", &component.image)?;
     let (image, registry, field) = match (&body.tag, &body.image) {
         (Some(tag), _) => {
             validate_tag(tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
-            let image = current.with_tag(tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
+            let image = current
+                .with_tag(tag)
+                .map_err(|e| ApiError::validation("tag", e.to_string()))?;
             (image, component.registry.clone(), "tag")
         }
         (None, Some(text)) => {
@@ -313,10 +409,16 @@ pub async fn deploy(
     let digest = resolve(&state, &org, &registry, &image, field).await?;
     // Same digest already deployed (or on its way) to the first environment: nothing to do.
     if !body.force {
-        let latest = state.store().list_deployments(&org, &project, &name, Some(&first), 1).await?;
+        let latest = state
+            .store()
+            .list_deployments(&org, &project, &name, Some(&first), 1)
+            .await?;
         if let Some(d) = latest.first()
             && d.digest == digest
-            && !matches!(d.status, DeploymentStatus::Failed | DeploymentStatus::RolledBack)
+            && !matches!(
+                d.status,
+                DeploymentStatus::Failed | DeploymentStatus::RolledBack
+            )
         {
             return Ok(accepted(&state, d, false));
         }
@@ -326,9 +428,11 @@ pub async fn deploy(
     let d = state
         .store()
         .create_deployment(
-            &org,
-            &project,
-            &name,
+            ComponentRef {
+                org: &org,
+                project: &project,
+                component: &name,
+            },
             &first,
             ReleaseChoice::New(NewRelease {
                 registry: &registry,
@@ -343,7 +447,15 @@ pub async fn deploy(
             origin,
         )
         .await?;
-    deploy::kick(&state, WorkloadKey { org, project, component: name, env: first });
+    deploy::kick(
+        &state,
+        WorkloadKey {
+            org,
+            project,
+            component: name,
+            env: first,
+        },
+    );
     Ok(accepted(&state, &d, true))
 }
 
@@ -368,7 +480,10 @@ pub async fn promote(
                 field,
                 format!(
                     "environment {env:?} not found; the organization has {}",
-                    envs.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                    envs.iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ))
         }
@@ -388,23 +503,39 @@ pub async fn promote(
             ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
-                format!("nothing is running in {} to promote; deploy there first", body.from),
+                format!(
+                    "nothing is running in {} to promote; deploy there first",
+                    body.from
+                ),
             )
         })?;
     let actor = auth.0.actor();
     let d = state
         .store()
         .create_deployment(
-            &org,
-            &project,
-            &name,
+            ComponentRef {
+                org: &org,
+                project: &project,
+                component: &name,
+            },
             &body.to,
             ReleaseChoice::Existing(&current.release),
             None,
-            Origin { trigger: "promote", actor: &actor },
+            Origin {
+                trigger: "promote",
+                actor: &actor,
+            },
         )
         .await?;
-    deploy::kick(&state, WorkloadKey { org, project, component: name, env: body.to });
+    deploy::kick(
+        &state,
+        WorkloadKey {
+            org,
+            project,
+            component: name,
+            env: body.to,
+        },
+    );
     Ok(accepted(&state, &d, true))
 }
 
@@ -430,7 +561,10 @@ pub async fn list_deployments(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::validation("limit", "must be between 1 and 500"));
     }
-    let items = state.store().list_deployments(&org, &project, &name, q.env.as_deref(), limit).await?;
+    let items = state
+        .store()
+        .list_deployments(&org, &project, &name, q.env.as_deref(), limit)
+        .await?;
     Ok(Json(List { items }))
 }
 
@@ -442,7 +576,9 @@ pub async fn previous_images(
     Path((org, project, name)): ComponentPath,
 ) -> ApiResult<Json<List<PreviousImage>>> {
     component_or_404(&state, &org, &project, &name).await?;
-    Ok(Json(List { items: state.store().previous_images(&org, &project, &name).await? }))
+    Ok(Json(List {
+        items: state.store().previous_images(&org, &project, &name).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/environments", tag = "components",
@@ -455,15 +591,32 @@ pub async fn environments(
     let component = component_or_404(&state, &org, &project, &name).await?;
     let mut items = Vec::new();
     for env in state.store().list_environments(&org).await? {
-        let deployments = state.store().list_deployments(&org, &project, &name, Some(&env.name), 50).await?;
-        let current = deployments.iter().find(|d| d.status == DeploymentStatus::Ready).cloned();
-        let key = WorkloadKey { org: org.clone(), project: project.clone(), component: name.clone(), env: env.name.clone() };
+        let deployments = state
+            .store()
+            .list_deployments(&org, &project, &name, Some(&env.name), 50)
+            .await?;
+        let current = deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Ready)
+            .cloned();
+        let key = WorkloadKey {
+            org: org.clone(),
+            project: project.clone(),
+            component: name.clone(),
+            env: env.name.clone(),
+        };
         let url = (current.is_some() && !component.kind.is_task()).then(|| {
-            state
-                .gateway()
-                .url_for(&key, component.kind == berth_core::api::ComponentType::WebApp)
+            state.gateway().url_for(
+                &key,
+                component.kind == berth_core::api::ComponentType::WebApp,
+            )
         });
-        items.push(EnvironmentState { environment: env.name, latest: deployments.first().cloned(), current, url });
+        items.push(EnvironmentState {
+            environment: env.name,
+            latest: deployments.first().cloned(),
+            current,
+            url,
+        });
     }
     Ok(Json(List { items }))
 }
@@ -501,7 +654,12 @@ pub async fn deployment_events(
     if state.store().get_deployment(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("deployment {id:?} not found")));
     }
-    Ok(Json(List { items: state.store().list_deployment_events(&id, q.after.unwrap_or(0)).await? }))
+    Ok(Json(List {
+        items: state
+            .store()
+            .list_deployment_events(&id, q.after.unwrap_or(0))
+            .await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -531,29 +689,64 @@ pub async fn logs(
     let envs = state.store().list_environments(&org).await?;
     let env = match q.env {
         Some(e) if envs.iter().any(|x| x.name == e) => e,
-        Some(e) => return Err(ApiError::validation("env", format!("environment {e:?} not found"))),
+        Some(e) => {
+            return Err(ApiError::validation(
+                "env",
+                format!("environment {e:?} not found"),
+            ));
+        }
         None => envs.first().map(|e| e.name.clone()).unwrap_or_default(),
     };
     let tail = q.tail.unwrap_or(100);
     if tail > 10_000 {
         return Err(ApiError::validation("tail", "must be at most 10000"));
     }
-    let engine = state
-        .engine()
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", e.to_owned()))?;
-    let key = WorkloadKey { org, project, component: name, env };
-    let unavailable = |e: berth_dataplane::Error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable", e.to_string());
+    let engine = state.engine().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_owned(),
+        )
+    })?;
+    let key = WorkloadKey {
+        org,
+        project,
+        component: name,
+        env,
+    };
+    let unavailable = |e: berth_dataplane::Error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine_unavailable",
+            e.to_string(),
+        )
+    };
     let instances = engine.instances(&key).await.map_err(unavailable)?;
-    let Some(instance) = instances.iter().find(|i| i.state == berth_dataplane::InstanceState::Running) else {
-        return Err(ApiError::not_found(format!("{key} has no running instance")));
+    let Some(instance) = instances
+        .iter()
+        .find(|i| i.state == berth_dataplane::InstanceState::Running)
+    else {
+        return Err(ApiError::not_found(format!(
+            "{key} has no running instance"
+        )));
     };
     let mut stream = engine
-        .logs(&instance.id, &LogsOptions { tail: Some(tail), since: None, follow: false })
+        .logs(
+            &instance.id,
+            &LogsOptions {
+                tail: Some(tail),
+                since: None,
+                follow: false,
+            },
+        )
         .await
         .map_err(unavailable)?;
     let mut lines = Vec::new();
     while let Some(line) = stream.next().await {
         lines.push(line.map_err(unavailable)?.text);
     }
-    Ok(Json(Logs { instance: instance.name.clone(), lines }))
+    Ok(Json(Logs {
+        instance: instance.name.clone(),
+        lines,
+    }))
 }

@@ -88,7 +88,10 @@ pub fn authenticated() -> Router<AppState> {
             "/orgs/{org}/registries/{registry}/test",
             axum::routing::post(registries::test_registry),
         )
-        .route("/orgs/{org}/registries/{registry}/tags", get(registries::list_tags))
+        .route(
+            "/orgs/{org}/registries/{registry}/tags",
+            get(registries::list_tags),
+        )
         .route(
             "/orgs/{org}/projects/{project}/components",
             get(components::list_components).post(components::create_component),
@@ -124,7 +127,10 @@ pub fn authenticated() -> Router<AppState> {
             get(components::logs),
         )
         .route("/deployments/{id}", get(components::get_deployment))
-        .route("/deployments/{id}/events", get(components::deployment_events))
+        .route(
+            "/deployments/{id}/events",
+            get(components::deployment_events),
+        )
         .route(
             "/orgs/{org}/projects/{project}",
             get(orgs::get_project)

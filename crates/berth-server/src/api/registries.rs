@@ -64,22 +64,24 @@ fn validate(d: Draft) -> ApiResult<RegistrySettings> {
             if d.docker_config.is_some() {
                 return Err(not_allowed("dockerConfig", d.auth_type));
             }
-            let username = d
-                .username
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| ApiError::validation("username", "is required for authType basic"))?;
+            let username = d.username.filter(|u| !u.is_empty()).ok_or_else(|| {
+                ApiError::validation("username", "is required for authType basic")
+            })?;
             if username.contains(':') || username.chars().any(char::is_control) {
                 return Err(ApiError::validation(
                     "username",
                     "must not contain ':' or control characters",
                 ));
             }
-            let password = d.password.filter(|p| !p.expose().is_empty()).ok_or_else(|| {
-                ApiError::validation(
-                    "password",
-                    "is required for authType basic (a password or an access token)",
-                )
-            })?;
+            let password = d
+                .password
+                .filter(|p| !p.expose().is_empty())
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "password",
+                        "is required for authType basic (a password or an access token)",
+                    )
+                })?;
             (d.host, Some(username), Some(password))
         }
         RegistryAuthType::DockerConfig => {
@@ -112,7 +114,11 @@ fn validate(d: Draft) -> ApiResult<RegistrySettings> {
                     ),
                 ));
             }
-            (Some(auth.host.clone()), Some(auth.username.clone()), Some(auth.password.clone()))
+            (
+                Some(auth.host.clone()),
+                Some(auth.username.clone()),
+                Some(auth.password.clone()),
+            )
         }
     };
     let raw_host = host
@@ -196,7 +202,9 @@ async fn settings_or_404(
         .registry_settings(org, name)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(format!("registry {name:?} not found in organization {org:?}"))
+            ApiError::not_found(format!(
+                "registry {name:?} not found in organization {org:?}"
+            ))
         })
 }
 
@@ -255,7 +263,9 @@ pub async fn get_registry(
         .await?
         .map(Json)
         .ok_or_else(|| {
-            ApiError::not_found(format!("registry {name:?} not found in organization {org:?}"))
+            ApiError::not_found(format!(
+                "registry {name:?} not found in organization {org:?}"
+            ))
         })
 }
 
@@ -290,7 +300,9 @@ pub async fn update_registry(
         username: body
             .username
             .or(if keep { current.username.clone() } else { None }),
-        password: body.password.or(if keep { current.password.clone() } else { None }),
+        password: body
+            .password
+            .or(if keep { current.password.clone() } else { None }),
         docker_config: body.docker_config,
         ca_pem: match body.ca_certificate {
             Some(c) => Some(c),
@@ -326,7 +338,12 @@ pub async fn update_registry(
     } else {
         validate(draft)?
     };
-    Ok(Json(state.store().update_registry(&org, &name, &settings).await?))
+    Ok(Json(
+        state
+            .store()
+            .update_registry(&org, &name, &settings)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/registries/{registry}", tag = "registries",
@@ -347,8 +364,7 @@ fn image_on(host: &str, image: &str) -> ApiResult<(String, String)> {
     // Same rule as the reference grammar: a first component with '.' or ':' (or `localhost`)
     // is a host; otherwise the path is relative to this registry.
     let first = image.split('/').next().unwrap_or("");
-    let explicit_host =
-        image.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+    let explicit_host = image.contains('/') && (first.contains(['.', ':']) || first == "localhost");
     let text = if explicit_host {
         image.to_owned()
     } else {
@@ -441,7 +457,10 @@ pub async fn list_tags(
     let (repository, _) = image_on(&registry.host, &query.repository)
         .map_err(|e| ApiError::validation("repository", e.message))?;
     let client = client_for(&state, &settings)?;
-    let mut tags = client.list_tags(&repository).await.map_err(registry_error)?;
+    let mut tags = client
+        .list_tags(&repository)
+        .await
+        .map_err(registry_error)?;
     tags.sort();
     Ok(Json(Tags { repository, tags }))
 }
@@ -484,7 +503,10 @@ mod tests {
         d.password = Some(Secret::new("p"));
         let s = validate(d).unwrap();
         assert_eq!(s.password.unwrap().expose(), "p");
-        assert_eq!(field(validate(draft(RegistryAuthType::DockerConfig))), "dockerConfig");
+        assert_eq!(
+            field(validate(draft(RegistryAuthType::DockerConfig))),
+            "dockerConfig"
+        );
         let mut d = draft(RegistryAuthType::Anonymous);
         d.host = Some("https://ghcr.io".into());
         assert_eq!(field(validate(d)), "host");
@@ -503,14 +525,18 @@ mod tests {
     fn docker_config_fills_host_and_credentials() {
         let mut d = draft(RegistryAuthType::DockerConfig);
         d.host = None;
-        d.docker_config = Some(Secret::new(r#"{"auths":{"127.0.0.1:5000":{"auth":"YmVydGg6czNjcmV0"}}}"#));
+        d.docker_config = Some(Secret::new(
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"YmVydGg6czNjcmV0"}}}"#,
+        ));
         let s = validate(d).unwrap();
         assert_eq!(s.host, "127.0.0.1:5000");
         assert_eq!(s.username.as_deref(), Some("berth"));
         assert_eq!(s.password.unwrap().expose(), "s3cret");
         let mut d = draft(RegistryAuthType::DockerConfig);
         d.host = Some("ghcr.io".into());
-        d.docker_config = Some(Secret::new(r#"{"auths":{"127.0.0.1:5000":{"auth":"YmVydGg6czNjcmV0"}}}"#));
+        d.docker_config = Some(Secret::new(
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"YmVydGg6czNjcmV0"}}}"#,
+        ));
         let err = validate(d).unwrap_err();
         assert!(err.message.contains("ghcr.io"), "{}", err.message);
         assert!(!err.message.contains("s3cret"));
@@ -522,7 +548,10 @@ mod tests {
         let mut d = draft(RegistryAuthType::Anonymous);
         d.host = Some("index.docker.io".into());
         assert_eq!(validate(d).unwrap().host, "docker.io");
-        assert_eq!(image_on("docker.io", "nginx:1.25").unwrap(), ("library/nginx".into(), "1.25".into()));
+        assert_eq!(
+            image_on("docker.io", "nginx:1.25").unwrap(),
+            ("library/nginx".into(), "1.25".into())
+        );
         assert_eq!(
             image_on("127.0.0.1:5000", "test/web:v1").unwrap(),
             ("test/web".into(), "v1".into())
@@ -531,6 +560,12 @@ mod tests {
             image_on("127.0.0.1:5000", "127.0.0.1:5000/test/web:v2").unwrap(),
             ("test/web".into(), "v2".into())
         );
-        assert_eq!(image_on("127.0.0.1:5000", "ghcr.io/a/b:v1").unwrap_err().field.as_deref(), Some("image"));
+        assert_eq!(
+            image_on("127.0.0.1:5000", "ghcr.io/a/b:v1")
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("image")
+        );
     }
 }
