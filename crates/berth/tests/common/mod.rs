@@ -33,6 +33,8 @@ impl ServerProc {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
             "--data-dir",
