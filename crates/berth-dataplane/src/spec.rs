@@ -99,7 +99,8 @@ impl Probe {
                 statuses: 200..=399,
             },
             initial_delay: Duration::ZERO,
-            period: Duration::from_millis(500),
+            // Readiness gates traffic: poll briskly so a deploy is not slower than the app.
+            period: Duration::from_millis(50),
             timeout: Duration::from_secs(2),
             failure_threshold: 3,
         }

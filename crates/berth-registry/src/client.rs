@@ -939,8 +939,13 @@ impl RegistryClient {
 
     /// All tags of `repository`, following `Link` pagination.
     pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        self.list_tags_paged(repository, 1000).await
+    }
+
+    /// [`Self::list_tags`] asking for `page_size` tags per request.
+    pub async fn list_tags_paged(&self, repository: &str, page_size: u32) -> Result<Vec<String>> {
         let scope = format!("repository:{repository}:pull");
-        let mut path = format!("/v2/{repository}/tags/list?n=1000");
+        let mut path = format!("/v2/{repository}/tags/list?n={page_size}");
         let mut tags = Vec::new();
         for _ in 0..MAX_TAG_PAGES {
             let resp = self

@@ -46,6 +46,9 @@ async fn basic_auth_resolves_the_digest_skopeo_sees() {
     let mut tags = client.list_tags("test/web").await.unwrap();
     tags.sort();
     assert_eq!(tags, ["v1", "v2"]);
+    // One tag per page: the registry's `Link: <…>; rel="next"` is followed.
+    let paged = client.list_tags_paged("test/web", 1).await.unwrap();
+    assert_eq!(paged, ["v1", "v2"]);
 
     let err = client.resolve("test/web", "nope").await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
@@ -322,4 +325,57 @@ async fn garbage_and_huge_answers_are_errors_not_crashes() {
             );
         }
     }
+}
+
+/// A fake registry that answers `503` with `Retry-After: 1` twice, then a manifest.
+#[tokio::test]
+async fn retries_honour_retry_after() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            // The client first tries TLS; a ClientHello is no HTTP request: hang up.
+            if !request.starts_with("GET ") && !request.starts_with("HEAD ") {
+                continue;
+            }
+            let response = if request.starts_with("GET /v2/ ") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec()
+            } else if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+                    .to_vec()
+            } else {
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n",
+                    manifest.len()
+                )
+                .into_bytes();
+                if !request.starts_with("HEAD") {
+                    r.extend_from_slice(manifest);
+                }
+                r
+            };
+            let _ = sock.write_all(&response).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let client =
+        RegistryClient::new(&addr, Credentials::Anonymous, RegistryOptions::default()).unwrap();
+    let started = std::time::Instant::now();
+    let r = client.resolve("a/b", "v1").await.unwrap();
+    assert!(r.digest.starts_with("sha256:"), "{r:?}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited Retry-After twice: {:?}",
+        started.elapsed()
+    );
 }

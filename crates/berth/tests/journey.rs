@@ -320,6 +320,19 @@ fn register_create_deploy_reach_update_promote_rollback_delete() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json_out(&out)["error"]["field"], "previous");
 
+    // A registry in use cannot be deleted; the answer names the component.
+    let out = server.cli(&["registry", "delete", "local", "--yes", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = json_out(&out);
+    assert_eq!(err["error"]["code"], "conflict", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&component),
+        "{err}"
+    );
+
     // 9. Delete: nothing left running, no route.
     ok(server.cli(&[
         "component",
