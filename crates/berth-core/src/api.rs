@@ -611,3 +611,106 @@ pub struct EnvironmentState {
     /// `http://…` where the component answers through the gateway, when it serves.
     pub url: Option<String>,
 }
+
+/// What a config entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfigKind {
+    /// Environment variable.
+    Env,
+    /// Environment variable whose value is write-only and encrypted at rest.
+    SecretEnv,
+    /// File mounted read-only at `name` (an absolute path).
+    File,
+    /// File mounted read-only from a 0600 directory; content write-only, encrypted at rest.
+    SecretFile,
+}
+
+impl ConfigKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKind::Env => "env",
+            ConfigKind::SecretEnv => "secret-env",
+            ConfigKind::File => "file",
+            ConfigKind::SecretFile => "secret-file",
+        }
+    }
+    pub fn is_secret(self) -> bool {
+        matches!(self, ConfigKind::SecretEnv | ConfigKind::SecretFile)
+    }
+    pub fn is_file(self) -> bool {
+        matches!(self, ConfigKind::File | ConfigKind::SecretFile)
+    }
+}
+
+impl std::str::FromStr for ConfigKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "env" => Ok(Self::Env),
+            "secret-env" => Ok(Self::SecretEnv),
+            "file" => Ok(Self::File),
+            "secret-file" => Ok(Self::SecretFile),
+            other => Err(format!(
+                "unknown config kind {other:?}; expected env, secret-env, file or secret-file"
+            )),
+        }
+    }
+}
+
+/// A config entry as listed: secret values are never returned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigEntry {
+    pub kind: ConfigKind,
+    /// Variable name or mount path.
+    pub name: String,
+    /// The value (plain kinds only); `null` for secrets.
+    pub value: Option<String>,
+    pub updated_at: String,
+}
+
+/// One entry to set.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigSet {
+    pub kind: ConfigKind,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub value: crate::Secret,
+}
+
+/// One entry to remove (by class: `env` names or `file` paths).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigUnset {
+    /// `env` (either env kind) or `file` (either file kind).
+    pub class: String,
+    pub name: String,
+}
+
+/// Changes a component's configs in one environment, all or nothing.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigChange {
+    #[serde(default)]
+    pub set: Vec<ConfigSet>,
+    #[serde(default)]
+    pub unset: Vec<ConfigUnset>,
+    /// Roll the running release out again with the new configs (default true).
+    #[serde(default = "yes")]
+    pub apply: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The answer to a config change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChanged {
+    pub items: Vec<ConfigEntry>,
+    /// The deployment that applies them, when one was started.
+    pub deployment: Option<DeployAccepted>,
+}

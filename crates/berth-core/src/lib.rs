@@ -7,6 +7,7 @@
 //! depends on nothing of ours.
 
 pub mod api;
+pub mod config;
 pub mod docker_config;
 pub mod endpoints;
 pub mod names;

@@ -11,8 +11,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
-use berth_dataplane::{DataPlane, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec};
-use berth_store::DeploymentWork;
+use berth_dataplane::{
+    DataPlane, FileMount, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec,
+};
+use berth_store::{ComponentRef, DeploymentWork};
 use tracing::{error, info, instrument, warn};
 
 use crate::AppState;
@@ -103,15 +105,42 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         }),
         _ => None,
     };
+    let values = state
+        .store()
+        .config_values(
+            ComponentRef {
+                org: &d.org,
+                project: &d.project,
+                component: &d.component,
+            },
+            &d.environment,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut env = Vec::new();
+    let mut files = Vec::new();
+    for v in values {
+        if v.kind.is_file() {
+            files.push(FileMount {
+                path: v.name,
+                content: v.value.into_bytes(),
+                secret: v.kind.is_secret(),
+            });
+        } else {
+            env.push((v.name, v.value));
+        }
+    }
     let config = state.config();
     Ok(WorkloadSpec {
         key: key_of(work),
-        release: d.release.clone(),
+        // The data plane's revision is the deployment: a config change or a forced redeploy of
+        // the same release gets new instances, a restart of the same deployment does not.
+        release: d.id.clone(),
         image: d.image.clone(),
         auth,
         pull_policy: PullPolicy::IfNotPresent,
-        env: Vec::new(),
-        files: Vec::new(),
+        env,
+        files,
         command: None,
         args: None,
         port: work.port,
@@ -255,7 +284,7 @@ pub async fn reconcile(state: &AppState) {
                 }
                 let wanted = serving.iter().any(|w| {
                     key_of(w) == inst.key
-                        && w.deployment.release == inst.release
+                        && w.deployment.id == inst.release
                         && !w.component_type.is_task()
                 });
                 if !wanted {

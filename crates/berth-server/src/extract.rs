@@ -46,7 +46,7 @@ where
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                    "request body is too large (1 MiB for most requests, 3 MiB for config changes)",
                 )
             } else {
                 ApiError::bad_request(format!("reading the request body failed: {r}"))

@@ -6,6 +6,7 @@
 //! one transaction, so an error never leaves anything half-written.
 
 mod components;
+mod configs;
 pub mod crypto;
 mod error;
 pub mod keys;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use components::{
     ComponentRef, DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice,
 };
+pub use configs::ConfigValue;
 pub use error::{Error, Result};
 pub use registries::RegistrySettings;
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};

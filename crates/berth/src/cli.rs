@@ -109,6 +109,9 @@ pub enum Command {
     /// Deployments of a component.
     #[command(subcommand)]
     Deployment(DeploymentCmd),
+    /// Configs and secrets of a component per environment.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Recent logs of a component's running instance.
     Logs {
         #[arg(long)]
@@ -532,5 +535,62 @@ pub enum DeploymentCmd {
         id: String,
         #[arg(long)]
         follow: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigTarget {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub component: String,
+    /// Environment (e.g. development).
+    #[arg(long)]
+    pub env: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Configs of one environment (secret values are never shown).
+    List {
+        #[command(flatten)]
+        target: ConfigTarget,
+    },
+    /// Set environment variables: KEY=VALUE ... (values of --secret ones are write-only).
+    Set {
+        #[command(flatten)]
+        target: ConfigTarget,
+        /// KEY=VALUE pairs; with --secret, KEY alone reads the value from stdin.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        #[arg(long)]
+        secret: bool,
+        /// Store only; do not roll the running release out again.
+        #[arg(long)]
+        no_apply: bool,
+    },
+    /// Mount a file read-only at PATH with the content of FILE (`-` = stdin).
+    SetFile {
+        #[command(flatten)]
+        target: ConfigTarget,
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        from_file: PathBuf,
+        #[arg(long)]
+        secret: bool,
+        #[arg(long)]
+        no_apply: bool,
+    },
+    /// Remove variables (or, with --file, mounted files).
+    Unset {
+        #[command(flatten)]
+        target: ConfigTarget,
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long)]
+        file: bool,
+        #[arg(long)]
+        no_apply: bool,
     },
 }

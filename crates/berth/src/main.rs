@@ -17,9 +17,9 @@ use clap::{CommandFactory, Parser};
 use serde_json::Value;
 
 use crate::cli::{
-    AuditCmd, Cli, Command, ComponentCmd, DeployArgs, DeploymentCmd, EnvCmd, ImageCmd, LogFormat,
-    OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs, TokenCmd, UserCmd,
-    ValidateCmd,
+    AuditCmd, Cli, Command, ComponentCmd, ConfigCmd, ConfigTarget, DeployArgs, DeploymentCmd,
+    EnvCmd, ImageCmd, LogFormat, OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs,
+    TokenCmd, UserCmd, ValidateCmd,
 };
 use crate::client::{CallError, Client, resolve_token, seg, store_credentials};
 use crate::printer::{Columns, Printer};
@@ -395,6 +395,7 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
             finish_deploy(&c, accepted, wait, printer).await
         }
         Command::Deployment(cmd) => deployment(cmd, &client()?, &org, printer).await,
+        Command::Config(cmd) => config(cmd, &client()?, &org, printer).await,
         Command::Logs {
             project,
             component,
@@ -831,6 +832,97 @@ fn explicit_tag(input: &str) -> bool {
     let name = input.split('@').next().unwrap_or(input);
     name.rsplit_once(':')
         .is_some_and(|(_, after)| !after.contains('/'))
+}
+
+fn config_path(org: &str, t: &ConfigTarget) -> String {
+    format!(
+        "{}/{}/environments/{}/configs",
+        component_base(org, &t.project),
+        seg(&t.component),
+        seg(&t.env)
+    )
+}
+
+const CONFIG_COLUMNS: Columns = &[
+    ("KIND", "kind"),
+    ("NAME", "name"),
+    ("VALUE", "value"),
+    ("UPDATED", "updatedAt"),
+];
+
+async fn config(cmd: ConfigCmd, c: &Client, org: &str, printer: Printer) -> anyhow::Result<()> {
+    let (target, set, unset, apply) = match cmd {
+        ConfigCmd::List { target } => {
+            let list: Value = c.get(&config_path(org, &target)).await?;
+            return printer.print(&list, CONFIG_COLUMNS);
+        }
+        ConfigCmd::Set {
+            target,
+            pairs,
+            secret,
+            no_apply,
+        } => {
+            let kind = if secret { "secret-env" } else { "env" };
+            let mut set = Vec::new();
+            for pair in pairs {
+                let (name, value) = match pair.split_once('=') {
+                    Some((k, v)) => (k.to_owned(), v.to_owned()),
+                    None if secret => {
+                        let mut v = String::new();
+                        std::io::stdin()
+                            .read_to_string(&mut v)
+                            .context("reading the secret value from stdin")?;
+                        let v = v.strip_suffix('\n').unwrap_or(&v).to_owned();
+                        (pair.clone(), v)
+                    }
+                    None => bail!(
+                        "{pair:?}: expected KEY=VALUE (or KEY alone with --secret to read stdin)"
+                    ),
+                };
+                set.push(serde_json::json!({ "kind": kind, "name": name, "value": value }));
+            }
+            (target, set, Vec::new(), !no_apply)
+        }
+        ConfigCmd::SetFile {
+            target,
+            path,
+            from_file,
+            secret,
+            no_apply,
+        } => {
+            let kind = if secret { "secret-file" } else { "file" };
+            let content = read_input(&from_file)?;
+            let set = vec![serde_json::json!({ "kind": kind, "name": path, "value": content })];
+            (target, set, Vec::new(), !no_apply)
+        }
+        ConfigCmd::Unset {
+            target,
+            names,
+            file,
+            no_apply,
+        } => {
+            let class = if file { "file" } else { "env" };
+            let unset = names
+                .into_iter()
+                .map(|n| serde_json::json!({ "class": class, "name": n }))
+                .collect();
+            (target, Vec::new(), unset, !no_apply)
+        }
+    };
+    let body = serde_json::json!({ "set": set, "unset": unset, "apply": apply });
+    let changed: Value = c.patch(&config_path(org, &target), &body).await?;
+    if printer.output == cli::Output::Table {
+        printer.print(
+            &serde_json::json!({ "items": changed["items"] }),
+            CONFIG_COLUMNS,
+        )?;
+        if let Some(id) = changed["deployment"]["deploymentId"].as_str() {
+            printer.note(&format!("rolling out the new configs: deployment {id}"));
+        }
+        Ok(())
+    } else {
+        printer.print(&changed, &[])
+    }
 }
 
 fn image_parse(input: &str, printer: Printer) -> anyhow::Result<()> {

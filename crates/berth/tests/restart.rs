@@ -171,7 +171,7 @@ fn kill_9_during_rollouts_then_restart_converges() {
             "round {round}: no duplicate, no orphan: {running:?}"
         );
         assert!(
-            running[0].contains(d["release"].as_str().unwrap()),
+            running[0].contains(d["id"].as_str().unwrap()),
             "round {round}: {running:?} vs {d}"
         );
         let url = format!("{}/default/shop/{component}/development/", server.gateway);

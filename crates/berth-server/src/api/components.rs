@@ -750,3 +750,167 @@ pub async fn logs(
         lines,
     }))
 }
+
+/// Largest body of a config change: a 1 MiB file as a JSON string, with room for escapes.
+pub const CONFIG_BODY_MAX: usize = 3 * 1024 * 1024;
+
+async fn env_exists(state: &AppState, org: &str, env: &str) -> ApiResult<()> {
+    let envs = state.store().list_environments(org).await?;
+    if envs.iter().any(|e| e.name == env) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "environment {env:?} not found; the organization has {}",
+            envs.iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/environments/{env}/configs",
+    tag = "components", responses((status = 200, body = List<berth_core::api::ConfigEntry>)))]
+pub async fn list_configs(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Path((org, project, name, env)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<List<berth_core::api::ConfigEntry>>> {
+    component_or_404(&state, &org, &project, &name).await?;
+    env_exists(&state, &org, &env).await?;
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &name,
+    };
+    Ok(Json(List {
+        items: state.store().list_configs(target, &env).await?,
+    }))
+}
+
+/// Sets and removes configs and secrets of one environment, all or nothing; with `apply`
+/// (default) the running release is rolled out again with them.
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/environments/{env}/configs",
+    tag = "components", request_body = berth_core::api::ConfigChange,
+    responses((status = 200, body = berth_core::api::ConfigChanged), (status = 422, body = berth_core::api::ApiError)))]
+pub async fn change_configs(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, project, name, env)): Path<(String, String, String, String)>,
+    Json(body): Json<berth_core::api::ConfigChange>,
+) -> ApiResult<Json<berth_core::api::ConfigChanged>> {
+    use berth_core::config::{ENV_VALUE_MAX, FILE_MAX, validate_env_name, validate_mount_path};
+    auth.require(Action::Write)?;
+    component_or_404(&state, &org, &project, &name).await?;
+    env_exists(&state, &org, &env).await?;
+    if body.set.is_empty() && body.unset.is_empty() {
+        return Err(ApiError::validation(
+            "set",
+            "nothing to change: give `set` and/or `unset` entries",
+        ));
+    }
+    let mut set = Vec::with_capacity(body.set.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in body.set.iter().enumerate() {
+        let field = format!("set[{i}].name");
+        let value = item.value.expose();
+        if item.kind.is_file() {
+            validate_mount_path(&field, &item.name)?;
+            if value.len() > FILE_MAX {
+                return Err(ApiError::validation(
+                    format!("set[{i}].value"),
+                    format!(
+                        "is {} bytes; files are at most {FILE_MAX} bytes",
+                        value.len()
+                    ),
+                ));
+            }
+        } else {
+            validate_env_name(&field, &item.name)?;
+            if value.len() > ENV_VALUE_MAX {
+                return Err(ApiError::validation(
+                    format!("set[{i}].value"),
+                    format!(
+                        "is {} bytes; variables are at most {ENV_VALUE_MAX} bytes",
+                        value.len()
+                    ),
+                ));
+            }
+            if value.contains('\0') {
+                return Err(ApiError::validation(
+                    format!("set[{i}].value"),
+                    "must not contain NUL characters",
+                ));
+            }
+        }
+        if !seen.insert((item.kind.is_file(), item.name.clone())) {
+            return Err(ApiError::validation(
+                field,
+                format!("{:?} is set twice in this request", item.name),
+            ));
+        }
+        set.push((item.kind, item.name.clone(), value.to_owned()));
+    }
+    let mut unset = Vec::with_capacity(body.unset.len());
+    for (i, item) in body.unset.iter().enumerate() {
+        match item.class.as_str() {
+            "env" => validate_env_name(&format!("unset[{i}].name"), &item.name)?,
+            "file" => validate_mount_path(&format!("unset[{i}].name"), &item.name)?,
+            other => {
+                return Err(ApiError::validation(
+                    format!("unset[{i}].class"),
+                    format!("{other:?} is not env or file"),
+                ));
+            }
+        }
+        unset.push((item.class.clone(), item.name.clone()));
+    }
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &name,
+    };
+    state
+        .store()
+        .change_configs(target, &env, &set, &unset)
+        .await?;
+    let mut deployment = None;
+    if body.apply {
+        let current = state
+            .store()
+            .list_deployments(&org, &project, &name, Some(&env), 50)
+            .await?
+            .into_iter()
+            .find(|d| d.status == DeploymentStatus::Ready);
+        if let Some(current) = current {
+            let actor = auth.0.actor();
+            let d = state
+                .store()
+                .create_deployment(
+                    target,
+                    &env,
+                    ReleaseChoice::Existing(&current.release),
+                    None,
+                    Origin {
+                        trigger: "config",
+                        actor: &actor,
+                    },
+                )
+                .await?;
+            deploy::kick(
+                &state,
+                WorkloadKey {
+                    org: org.clone(),
+                    project: project.clone(),
+                    component: name.clone(),
+                    env: env.clone(),
+                },
+            );
+            deployment = Some(accepted(&state, &d, true).1.0);
+        }
+    }
+    Ok(Json(berth_core::api::ConfigChanged {
+        items: state.store().list_configs(target, &env).await?,
+        deployment,
+    }))
+}

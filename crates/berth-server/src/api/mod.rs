@@ -31,7 +31,7 @@ use crate::AppState;
         components::update_component, components::delete_component, components::deploy,
         components::promote, components::list_deployments, components::previous_images,
         components::environments, components::get_deployment, components::deployment_events,
-        components::logs,
+        components::logs, components::list_configs, components::change_configs,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -125,6 +125,14 @@ pub fn authenticated() -> Router<AppState> {
         .route(
             "/orgs/{org}/projects/{project}/components/{component}/logs",
             get(components::logs),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/environments/{env}/configs",
+            get(components::list_configs)
+                .patch(components::change_configs)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    components::CONFIG_BODY_MAX,
+                )),
         )
         .route("/deployments/{id}", get(components::get_deployment))
         .route(
