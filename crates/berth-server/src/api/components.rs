@@ -326,19 +326,63 @@ pub async fn deploy(
     Json(body): Json<DeployRequest>,
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
-    let component = component_or_404(&state, &org, &project, &name).await?;
-    let chosen = [
-        body.tag.is_some(),
-        body.image.is_some(),
-        body.previous.is_some(),
-    ];
-    if chosen.iter().filter(|c| **c).count() > 1 {
-        return Err(ApiError::validation(
-            "body",
-            "give at most one of tag, image and previous",
-        ));
-    }
-    let envs = state.store().list_environments(&org).await?;
+    let what = match (body.tag, body.image, body.previous) {
+        (None, None, None) => DeployWhat::Current,
+        (Some(t), None, None) => DeployWhat::Tag(t),
+        (None, Some(i), None) => DeployWhat::Image(i),
+        (None, None, Some(p)) => DeployWhat::Previous(p),
+        _ => {
+            return Err(ApiError::validation(
+                "body",
+                "give at most one of tag, image and previous",
+            ));
+        }
+    };
+    let actor = auth.0.actor();
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &name,
+    };
+    let origin = Origin {
+        trigger: "user",
+        actor: &actor,
+    };
+    let (d, created) = deploy_component(&state, target, what, body.force, origin).await?;
+    Ok(accepted(&state, &d, created))
+}
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub enum DeployWhat {
+    /// Re-resolve the component's current tag.
+    Current,
+    /// Update Image Tag: the same repository with another tag.
+    Tag(String),
+    /// Update Image URL: any repository on a registered registry.
+    Image(String),
+    /// Previous Images: a digest or release id the component ran before.
+    Previous(String),
+}
+
+/// Deploys a component to the first environment: resolves the image to a digest, creates the
+/// release and a pending deployment, and wakes the runner. Returns the deployment and whether
+/// it is new (`false`: the same digest is already deployed there and `force` is off).
+/// Used by the API, the CI webhook and auto-deploy.
+pub async fn deploy_component(
+    state: &AppState,
+    target: ComponentRef<'_>,
+    what: DeployWhat,
+    force: bool,
+    origin: Origin<'_>,
+) -> ApiResult<(Deployment, bool)> {
+    let ComponentRef {
+        org,
+        project,
+        component: name,
+    } = target;
+    let component = component_or_404(state, org, project, name).await?;
+    let envs = state.store().list_environments(org).await?;
     let first = envs
         .first()
         .ok_or_else(|| {
@@ -349,15 +393,16 @@ pub async fn deploy(
         })?
         .name
         .clone();
-    let origin_actor = auth.0.actor();
-    let origin = Origin {
-        trigger: "user",
-        actor: &origin_actor,
+    let key = WorkloadKey {
+        org: org.to_owned(),
+        project: project.to_owned(),
+        component: name.to_owned(),
+        env: first.clone(),
     };
-    if let Some(previous) = &body.previous {
+    if let DeployWhat::Previous(previous) = &what {
         let release = state
             .store()
-            .find_release(&org, &project, &name, previous)
+            .find_release(org, project, name, previous)
             .await?
             .ok_or_else(|| {
                 ApiError::validation(
@@ -368,50 +413,40 @@ pub async fn deploy(
         let d = state
             .store()
             .create_deployment(
-                ComponentRef {
-                    org: &org,
-                    project: &project,
-                    component: &name,
-                },
+                target,
                 &first,
                 ReleaseChoice::Existing(&release),
                 None,
                 origin,
             )
             .await?;
-        deploy::kick(
-            &state,
-            WorkloadKey {
-                org,
-                project,
-                component: name,
-                env: first,
-            },
-        );
-        return Ok(accepted(&state, &d, true));
+        deploy::kick(state, key);
+        return Ok((d, true));
     }
     let current = parse_image("image", &component.image)?;
-    let (image, registry, field) = match (&body.tag, &body.image) {
-        (Some(tag), _) => {
-            validate_tag(tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
+    let (image, registry, field) = match what {
+        DeployWhat::Tag(tag) => {
+            validate_tag(&tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
             let image = current
-                .with_tag(tag)
+                .with_tag(&tag)
                 .map_err(|e| ApiError::validation("tag", e.to_string()))?;
             (image, component.registry.clone(), "tag")
         }
-        (None, Some(text)) => {
-            let image = parse_image("image", text)?;
-            let registry = registry_for(&state, &org, &component.registry, &image, "image").await?;
+        DeployWhat::Image(text) => {
+            let image = parse_image("image", &text)?;
+            let registry = registry_for(state, org, &component.registry, &image, "image").await?;
             (image, registry, "image")
         }
-        (None, None) => (current, component.registry.clone(), "image"),
+        DeployWhat::Current | DeployWhat::Previous(_) => {
+            (current, component.registry.clone(), "image")
+        }
     };
-    let digest = resolve(&state, &org, &registry, &image, field).await?;
+    let digest = resolve(state, org, &registry, &image, field).await?;
     // Same digest already deployed (or on its way) to the first environment: nothing to do.
-    if !body.force {
+    if !force {
         let latest = state
             .store()
-            .list_deployments(&org, &project, &name, Some(&first), 1)
+            .list_deployments(org, project, name, Some(&first), 1)
             .await?;
         if let Some(d) = latest.first()
             && d.digest == digest
@@ -420,19 +455,20 @@ pub async fn deploy(
                 DeploymentStatus::Failed | DeploymentStatus::RolledBack
             )
         {
-            return Ok(accepted(&state, d, false));
+            return Ok((d.clone(), false));
         }
     }
     let repository = image.name();
-    let normalized = image.normalized();
+    // A digest-only reference keeps the component's tag for display.
+    let normalized = if image.tag().is_some() {
+        image.normalized()
+    } else {
+        component.image.clone()
+    };
     let d = state
         .store()
         .create_deployment(
-            ComponentRef {
-                org: &org,
-                project: &project,
-                component: &name,
-            },
+            target,
             &first,
             ReleaseChoice::New(NewRelease {
                 registry: &registry,
@@ -447,16 +483,8 @@ pub async fn deploy(
             origin,
         )
         .await?;
-    deploy::kick(
-        &state,
-        WorkloadKey {
-            org,
-            project,
-            component: name,
-            env: first,
-        },
-    );
-    Ok(accepted(&state, &d, true))
+    deploy::kick(state, key);
+    Ok((d, true))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/promote", tag = "components",
