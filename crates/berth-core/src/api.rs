@@ -9,6 +9,9 @@ use utoipa::ToSchema;
 
 use crate::Role;
 
+mod tasks;
+pub use tasks::*;
+
 /// The error envelope of every non-2xx answer: `{"error":{"code","message","field"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
@@ -28,6 +31,17 @@ pub struct ErrorBody {
     /// The request id (also in the `x-request-id` response header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Every problem, when there are several (e.g. all errors of an endpoints file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<ErrorDetail>>,
+}
+
+/// One of several problems of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Where, e.g. `endpoints[3].port`; empty for the whole input.
+    pub path: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -90,6 +104,26 @@ pub struct Environment {
     pub display_name: String,
     /// 0-based place in the promotion order; deploys land in position 0.
     pub position: i64,
+}
+
+/// A new environment of an organization.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateEnvironment {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// 0-based place in the promotion order; the environments from there on move one down.
+    /// Default: last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+}
+
+/// The new promotion order: every environment of the organization, each once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentOrder {
+    pub order: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -713,4 +747,104 @@ pub struct ConfigChanged {
     pub items: Vec<ConfigEntry>,
     /// The deployment that applies them, when one was started.
     pub deployment: Option<DeployAccepted>,
+}
+
+/// Uploads a component's endpoints file (`endpoints.yaml`, `component.yaml` or
+/// `component-config.yaml`). It is validated with Choreo's rules and becomes part of the next
+/// release.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutEndpoints {
+    pub file_name: String,
+    pub content: String,
+}
+
+/// An endpoint with its URL per environment (`null` where it has no route there).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointView {
+    #[serde(flatten)]
+    pub endpoint: crate::endpoints::Endpoint,
+    pub urls: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// A component's endpoints file, its endpoints and warnings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointsState {
+    pub file_name: Option<String>,
+    pub content: Option<String>,
+    pub endpoints: Vec<EndpointView>,
+    pub warnings: Vec<crate::endpoints::Issue>,
+    pub schemas: Vec<String>,
+}
+
+/// A CI token as listed: never the secret, only its recognizable prefix. Bound to one
+/// component: it reaches only that component's deploy webhook and the status of its deployments.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CiToken {
+    pub id: String,
+    pub org: String,
+    pub project: String,
+    pub component: String,
+    /// Unique per component (e.g. `github`, `gitlab`).
+    pub name: String,
+    /// The first characters of the token (`berth_ci_` + 8), enough to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    /// `user/token` of who created it.
+    pub created_by: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateCiToken {
+    /// A label, unique per component.
+    pub name: String,
+    /// Days until the token expires (1–3650); absent = never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The answer to a CI token creation: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedCiToken {
+    #[serde(flatten)]
+    pub token: CiToken,
+    /// The bearer token (`berth_ci_…`). Shown once; berth keeps only its SHA-256 hash.
+    pub secret: String,
+}
+
+/// The body of the deploy webhook (`POST /api/v1/hooks/deploy`): exactly one of `image`,
+/// `tag` and `digest`, all in the component's repository.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CiDeployRequest {
+    /// A full reference in the component's repository: `host/repo:tag`, `host/repo@sha256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A tag of the component's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A manifest digest (`sha256:…`) in the component's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Retries with the same key (same token, within 24 hours) get the first answer again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A ready-to-paste CI snippet.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CiSnippet {
+    pub kind: crate::ci::SnippetKind,
+    /// Where the snippet posts: the server's deploy webhook.
+    pub webhook_url: String,
+    pub text: String,
 }

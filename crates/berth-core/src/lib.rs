@@ -7,13 +7,16 @@
 //! depends on nothing of ours.
 
 pub mod api;
+pub mod ci;
 pub mod config;
+pub mod cron;
 pub mod docker_config;
 pub mod endpoints;
 pub mod names;
 pub mod reference;
 pub mod role;
 pub mod secret;
+pub mod task;
 
 pub use docker_config::{DockerConfigAuth, DockerConfigError, parse_docker_config};
 pub use endpoints::{

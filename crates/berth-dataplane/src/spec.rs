@@ -25,6 +25,23 @@ impl WorkloadKey {
             self.org, self.project, self.component, self.env
         )
     }
+
+    /// Name of the container of one task execution: `{container_prefix}-task-{execution}`
+    /// (characters a container name cannot hold become `-`).
+    pub fn task_container_name(&self, execution: &str) -> String {
+        let execution: String = execution
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("{}-task-{execution}", self.container_prefix())
+    }
 }
 
 impl std::fmt::Display for WorkloadKey {

@@ -49,7 +49,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
-fn bearer(req: &Request) -> Option<&str> {
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

@@ -194,6 +194,9 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
     state
         .gateway()
         .set_web_app(key, work.component_type == ComponentType::WebApp);
+    state
+        .gateway()
+        .set_public_contexts(key, crate::api::endpoints::public_contexts(&work.endpoints));
     let mut backoff = Duration::from_secs(2);
     loop {
         let engine = match state.engine() {
@@ -319,6 +322,9 @@ pub async fn reconcile(state: &AppState) {
         state
             .gateway()
             .set_web_app(&key, work.component_type == ComponentType::WebApp);
+        state
+            .gateway()
+            .set_public_contexts(&key, crate::api::endpoints::public_contexts(&work.endpoints));
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         if let Err(e) = engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
             warn!(%key, error = %e, "reconcile: could not bring the serving release back");

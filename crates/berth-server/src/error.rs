@@ -18,6 +18,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    pub details: Option<Vec<berth_core::api::ErrorDetail>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -29,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            details: None,
         }
     }
 
@@ -78,6 +80,7 @@ impl ApiError {
                 message: self.message.clone(),
                 field: self.field.clone(),
                 request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+                details: self.details.clone(),
             },
         }
     }
@@ -104,6 +107,7 @@ impl From<berth_store::Error> for ApiError {
                 err.field = field.map(str::to_owned);
                 err
             }
+            E::Invalid { field, message } => ApiError::validation(field, message),
             e if e.is_transient() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -29,6 +29,8 @@ struct Route {
     backends: Vec<SocketAddr>,
     /// Host-routed (web app) rather than path-routed.
     web_app: bool,
+    /// Contexts of the Public endpoints; `None` = no endpoints file, everything is routed.
+    contexts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,8 @@ pub struct Gateway {
     table: RwLock<Arc<Table>>,
     /// Keys that are web apps (set when the component is known).
     web_apps: RwLock<std::collections::HashSet<WorkloadKey>>,
+    /// Public contexts per key (set from the release's endpoints before its switch).
+    exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
     client: Client<HttpConnector, Body>,
     next: AtomicUsize,
     /// Public base URL, e.g. `http://127.0.0.1:7480`.
@@ -87,6 +91,7 @@ impl Gateway {
         Self {
             table: RwLock::new(Arc::new(Table::default())),
             web_apps: RwLock::new(Default::default()),
+            exposure: RwLock::new(Default::default()),
             client,
             next: AtomicUsize::new(0),
             base_url,
@@ -125,6 +130,31 @@ impl Gateway {
         } else {
             set.remove(key);
         }
+    }
+
+    /// Sets which contexts of a workload the external gateway routes: those of its Public
+    /// endpoints (`None`: the release has no endpoints file, so everything is routed). Takes
+    /// effect now for a routed workload and at its next switch otherwise.
+    pub fn set_public_contexts(&self, key: &WorkloadKey, contexts: Option<Vec<String>>) {
+        {
+            let mut map = self
+                .exposure
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &contexts {
+                Some(c) => {
+                    map.insert(key.clone(), c.clone());
+                }
+                None => {
+                    map.remove(key);
+                }
+            }
+        }
+        self.update(|t| {
+            if let Some(route) = t.routes.get_mut(key) {
+                route.contexts = contexts;
+            }
+        });
     }
 
     /// Drops the routes of a workload (component deleted).
@@ -181,6 +211,12 @@ impl RouteSwitch for Gateway {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .contains(key);
+        let contexts = self
+            .exposure
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned();
         debug!(%key, backends = backends.len(), "routes switched");
         self.update(|t| {
             t.routes.insert(
@@ -188,6 +224,7 @@ impl RouteSwitch for Gateway {
                 Route {
                     backends: backends.to_vec(),
                     web_app,
+                    contexts,
                 },
             );
         });
@@ -227,8 +264,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `path` is under one of `contexts` (`/api` covers `/api` and `/api/…`, not `/apix`).
+fn exposed(contexts: Option<&Vec<String>>, path: &str) -> bool {
+    let Some(contexts) = contexts else {
+        return true;
+    };
+    contexts.iter().any(|c| {
+        let c = c.trim_end_matches('/');
+        c.is_empty() || path == c || path.starts_with(&format!("{c}/"))
+    })
+}
+
 /// Finds the route: web app by host, else service by path. Returns the key and the path to
-/// send upstream.
+/// send upstream; `None` also when the path is under no Public endpoint's context.
 fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, String)> {
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     if let Some(host) = host {
@@ -237,7 +285,9 @@ fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, S
             .map_or(host, |(h, _)| h)
             .to_ascii_lowercase();
         if let Some(key) = table.hosts.get(&name) {
-            return Some((key.clone(), path_and_query.to_owned()));
+            let contexts = table.routes.get(key).and_then(|r| r.contexts.as_ref());
+            return exposed(contexts, uri.path())
+                .then(|| (key.clone(), path_and_query.to_owned()));
         }
     }
     let mut parts = uri.path().trim_start_matches('/').splitn(5, '/');
@@ -251,9 +301,12 @@ fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, S
     if route.web_app {
         return None;
     }
-    let rest = parts.next().unwrap_or("");
+    let rest = format!("/{}", parts.next().unwrap_or(""));
+    if !exposed(route.contexts.as_ref(), &rest) {
+        return None;
+    }
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    Some((key, format!("/{rest}{query}")))
+    Some((key, format!("{rest}{query}")))
 }
 
 async fn proxy(
@@ -389,6 +442,16 @@ mod tests {
             gw.url_for(&key("api"), false),
             "http://127.0.0.1:7480/default/shop/api/development/"
         );
+        // Only the Public endpoints' contexts are routed once an endpoints file says so.
+        gw.set_public_contexts(&key("api"), Some(vec!["/v1".into()]));
+        let t = gw.snapshot();
+        for (path, routed) in [("/v1", true), ("/v1/items", true), ("/v10", false), ("/", false)] {
+            let uri: Uri = format!("/default/shop/api/development{path}").parse().unwrap();
+            assert_eq!(route(&t, None, &uri).is_some(), routed, "{path}");
+        }
+        gw.set_public_contexts(&key("api"), Some(Vec::new()));
+        let uri: Uri = "/default/shop/api/development/v1".parse().unwrap();
+        assert!(route(&gw.snapshot(), None, &uri).is_none());
         gw.remove(&key("api"));
         assert!(gw.backends(&key("api")).is_empty());
     }

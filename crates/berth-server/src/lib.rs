@@ -95,6 +95,8 @@ struct Inner {
     config: RuntimeConfig,
     gateway: Arc<gateway::Gateway>,
     runners: deploy::Runners,
+    /// Per-token rate of the CI deploy webhook.
+    ci_limiter: api::ci::RateLimiter,
 }
 
 /// Settings the services read at run time.
@@ -123,6 +125,7 @@ impl AppState {
                 config,
                 gateway,
                 runners: deploy::Runners::default(),
+                ci_limiter: api::ci::RateLimiter::default(),
             }),
         }
     }
@@ -141,6 +144,10 @@ impl AppState {
 
     pub(crate) fn runners(&self) -> &deploy::Runners {
         &self.inner.runners
+    }
+
+    pub(crate) fn ci_limiter(&self) -> &api::ci::RateLimiter {
+        &self.inner.ci_limiter
     }
 
     pub fn store(&self) -> &Store {
@@ -174,6 +181,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::system::healthz))
         .route("/readyz", get(api::system::readyz))
         .route("/api/v1/openapi.json", get(api::system::openapi))
+        // CI tokens are no user tokens: the webhook has its own authentication and audit.
+        .nest("/api/v1/hooks", api::ci::hooks(state.clone()))
         .nest("/api/v1", v1)
         .fallback(api::system::not_found)
         .method_not_allowed_fallback(api::system::method_not_allowed)

@@ -62,6 +62,8 @@ pub struct DeploymentWork {
     pub component_type: ComponentType,
     pub registry: String,
     pub port: Option<u16>,
+    /// The release's endpoints snapshot (JSON array of `berth_core::endpoints::Endpoint`).
+    pub endpoints: String,
 }
 
 const COMPONENT_SELECT: &str = "SELECT o.name AS org_name, p.name AS project_name, c.name,
@@ -72,7 +74,7 @@ const COMPONENT_SELECT: &str = "SELECT o.name AS org_name, p.name AS project_nam
 
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS project_name,
     c.name AS component_name, c.type AS component_type, e.name AS env_name, d.release_id,
-    r.repository, r.tag, r.digest, r.port, g.name AS registry_name, d.status, d.reason,
+    r.repository, r.tag, r.digest, r.port, r.endpoints, g.name AS registry_name, d.status, d.reason,
     d.trigger, d.actor, d.created_at, d.updated_at
     FROM deployments d JOIN components c ON c.id = d.component_id
     JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id
@@ -125,6 +127,7 @@ fn work_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentWork> {
         component_type: kind.parse().map_err(Error::Io)?,
         registry,
         port: port.and_then(|p| u16::try_from(p).ok()),
+        endpoints: row.try_get("endpoints")?,
     })
 }
 

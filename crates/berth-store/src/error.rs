@@ -2,7 +2,7 @@ use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Store errors. `NotFound` and `Conflict` are the caller's fault; the rest are ours.
+/// Store errors. `NotFound`, `Conflict` and `Invalid` are the caller's fault; the rest are ours.
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("{kind} {name:?} not found")]
@@ -12,6 +12,13 @@ pub enum Error {
         message: String,
         /// The input field that caused the conflict, when one did.
         field: Option<&'static str>,
+    },
+    /// The input is well-formed but cannot apply to what is stored (e.g. a reorder that is not
+    /// a permutation of the existing environments).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
     },
     #[error("opening the database {path} failed: {reason}")]
     Open { path: String, reason: String },
@@ -38,6 +45,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
     /// Whether retrying may help (the database was busy or locked, the disk was full).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -49,6 +63,12 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// True when `e` is a FOREIGN KEY constraint violation.
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
 }
 
 /// True when `e` is a UNIQUE constraint violation.

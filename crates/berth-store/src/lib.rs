@@ -5,6 +5,7 @@
 //! (`NotFound`, `Conflict`, …) and map them to their own world. Every multi-row change runs in
 //! one transaction, so an error never leaves anything half-written.
 
+mod ci_tokens;
 mod components;
 mod configs;
 pub mod crypto;
@@ -12,6 +13,8 @@ mod error;
 pub mod keys;
 mod orgs;
 mod registries;
+mod sources;
+pub mod tasks;
 mod tokens;
 pub mod users;
 
@@ -22,11 +25,16 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
 pub use components::{
     ComponentRef, DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice,
 };
 pub use configs::ConfigValue;
 pub use error::{Error, Result};
+pub use sources::SourceFile;
+pub use tasks::{
+    ExecutionEnd, ExecutionFilter, ExecutionRecord, NewExecution, ScheduleSettings, StoredSchedule,
+};
 pub use registries::RegistrySettings;
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
 pub use users::NewAuditEntry;

@@ -52,6 +52,45 @@ pub(crate) async fn insert_org_tx(
     Ok(id)
 }
 
+/// (id, name) of an organization's environments in promotion order.
+async fn environments_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    org_id: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT id, name FROM environments WHERE org_id = ? ORDER BY position")
+        .bind(org_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+        .collect()
+}
+
+/// Moves an organization's positions to distinct negative numbers (p → -1 - p). SQLite checks
+/// UNIQUE(org_id, position) row by row during an UPDATE, so shifting in place (p → p + 1)
+/// would collide; negatives never collide with the 0.. that [`place_environments`] assigns.
+async fn hide_positions(tx: &mut Transaction<'_, Sqlite>, org_id: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE environments SET position = -1 - position WHERE org_id = ? AND position >= 0",
+    )
+    .bind(org_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Gives the environments `ids` the positions 0, 1, … in that order (after [`hide_positions`]).
+async fn place_environments(tx: &mut Transaction<'_, Sqlite>, ids: &[String]) -> Result<()> {
+    for (position, id) in ids.iter().enumerate() {
+        sqlx::query("UPDATE environments SET position = ? WHERE id = ?")
+            .bind(position as i64)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 fn org_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Org> {
     Ok(Org {
         name: row.try_get("name")?,
@@ -186,6 +225,208 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Creates an environment at `position` (0-based; default: last). The environments from
+    /// there on move one place down the promotion order.
+    pub async fn insert_environment(
+        &self,
+        org: &str,
+        name: &str,
+        display_name: &str,
+        position: Option<i64>,
+    ) -> Result<Environment> {
+        let org_id = self.require_org(org).await?;
+        let mut tx = self.pool().begin().await?;
+        let mut ids: Vec<String> = environments_tx(&mut tx, &org_id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let count = ids.len() as i64;
+        let position = position.unwrap_or(count);
+        if !(0..=count).contains(&position) {
+            return Err(Error::invalid(
+                "position",
+                format!(
+                    "is {position}; it must be between 0 and {count} (organization {org:?} has \
+                     {count} environments; leave it out to add the new one last)"
+                ),
+            ));
+        }
+        hide_positions(&mut tx, &org_id).await?;
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO environments (id, org_id, name, display_name, position, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&org_id)
+        .bind(name)
+        .bind(display_name)
+        // Out of the way of the hidden ones (-1 ..= -count) until `place_environments`.
+        .bind(-1 - count)
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if crate::error::is_unique_violation(&e) {
+                Error::conflict(
+                    "name",
+                    format!("an environment named {name:?} already exists in organization {org:?}"),
+                )
+            } else {
+                Error::Db(e)
+            }
+        })?;
+        // `position` is within 0..=count, so it fits a usize and the vector.
+        ids.insert(position as usize, id);
+        place_environments(&mut tx, &ids).await?;
+        tx.commit().await?;
+        Ok(Environment {
+            name: name.to_owned(),
+            display_name: display_name.to_owned(),
+            position,
+        })
+    }
+
+    /// Sets the promotion order: `order` must name every environment of the organization once.
+    pub async fn reorder_environments(
+        &self,
+        org: &str,
+        order: &[String],
+    ) -> Result<Vec<Environment>> {
+        let org_id = self.require_org(org).await?;
+        let mut tx = self.pool().begin().await?;
+        let current = environments_tx(&mut tx, &org_id).await?;
+        let known = |n: &str| current.iter().any(|(_, name)| name == n);
+        let mut problems = Vec::new();
+        let missing: Vec<&str> = current
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .filter(|n| !order.iter().any(|o| o == n))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!("missing {}", missing.join(", ")));
+        }
+        // Each unknown or repeated name once, at its first (repeated: second) mention.
+        let unknown: Vec<&str> = order
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !known(n) && !order[..*i].contains(n))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        if !unknown.is_empty() {
+            problems.push(format!("unknown {}", unknown.join(", ")));
+        }
+        let twice: Vec<&str> = order
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| known(n) && order[..*i].iter().filter(|o| o == n).count() == 1)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        if !twice.is_empty() {
+            problems.push(format!("named more than once: {}", twice.join(", ")));
+        }
+        if !problems.is_empty() {
+            return Err(Error::invalid(
+                "order",
+                format!(
+                    "must name each environment of organization {org:?} exactly once ({}); \
+                     {}",
+                    current
+                        .iter()
+                        .map(|(_, n)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    problems.join("; ")
+                ),
+            ));
+        }
+        let ids: Vec<String> = order
+            .iter()
+            .filter_map(|n| current.iter().find(|(_, name)| name == n))
+            .map(|(id, _)| id.clone())
+            .collect();
+        hide_positions(&mut tx, &org_id).await?;
+        place_environments(&mut tx, &ids).await?;
+        tx.commit().await?;
+        self.list_environments(org).await
+    }
+
+    /// Deletes an environment; refused (conflict) while a deployment or a config of any
+    /// component refers to it, and for the organization's last environment.
+    pub async fn delete_environment(&self, org: &str, name: &str) -> Result<()> {
+        let org_id = self.require_org(org).await?;
+        let mut tx = self.pool().begin().await?;
+        let current = environments_tx(&mut tx, &org_id).await?;
+        let id = current
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| Error::not_found("environment", name))?;
+        let users = |table: &'static str| {
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "SELECT DISTINCT p.name || '/' || c.name FROM {table} x
+                 JOIN components c ON c.id = x.component_id JOIN projects p ON p.id = c.project_id
+                 WHERE x.environment_id = ? ORDER BY 1"
+            )))
+            .bind(id.clone())
+        };
+        let deployed = users("deployments").fetch_all(&mut *tx).await?;
+        let configured = users("component_configs").fetch_all(&mut *tx).await?;
+        if !deployed.is_empty() || !configured.is_empty() {
+            let mut uses = Vec::new();
+            if !deployed.is_empty() {
+                uses.push(format!("deployments of {}", deployed.join(", ")));
+            }
+            if !configured.is_empty() {
+                uses.push(format!("configs of {}", configured.join(", ")));
+            }
+            return Err(Error::conflict(
+                "name",
+                format!(
+                    "environment {name:?} is in use ({}); delete those components, or their \
+                     configs in {name:?}, first",
+                    uses.join("; ")
+                ),
+            ));
+        }
+        if current.len() == 1 {
+            return Err(Error::conflict(
+                "name",
+                format!(
+                    "environment {name:?} is the last one of organization {org:?}; \
+                     an organization needs at least one (create another first)"
+                ),
+            ));
+        }
+        sqlx::query("DELETE FROM environments WHERE id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if crate::error::is_foreign_key_violation(&e) {
+                    Error::conflict(
+                        "name",
+                        format!(
+                            "environment {name:?} is in use by a deployment; retry to see which"
+                        ),
+                    )
+                } else {
+                    Error::Db(e)
+                }
+            })?;
+        // Close the gap so positions stay 0.. and the first one is where deploys land.
+        let rest: Vec<String> = current
+            .into_iter()
+            .map(|(i, _)| i)
+            .filter(|i| *i != id)
+            .collect();
+        hide_positions(&mut tx, &org_id).await?;
+        place_environments(&mut tx, &rest).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn org_id(&self, org: &str) -> Result<String> {
@@ -367,5 +608,135 @@ mod tests {
         ));
         store.delete_org("acme").await.unwrap();
         assert!(store.get_org("acme").await.unwrap().is_none());
+    }
+
+    async fn names(store: &Store, org: &str) -> Vec<(String, i64)> {
+        store
+            .list_environments(org)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.position))
+            .collect()
+    }
+
+    fn order(names: &[&str]) -> Vec<(String, i64)> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i as i64))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn environments_create_reorder_delete() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.insert_org("acme", "Acme", "").await.unwrap();
+        let staging = store
+            .insert_environment("acme", "staging", "Staging", Some(1))
+            .await
+            .unwrap();
+        assert_eq!(staging.position, 1);
+        assert_eq!(
+            names(&store, "acme").await,
+            order(&["development", "staging", "production"])
+        );
+        // Default: last; position 0 shifts everything.
+        store
+            .insert_environment("acme", "dr", "DR", None)
+            .await
+            .unwrap();
+        store
+            .insert_environment("acme", "sandbox", "Sandbox", Some(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&store, "acme").await,
+            order(&["sandbox", "development", "staging", "production", "dr"])
+        );
+        for bad in [-1, 6] {
+            let err = store
+                .insert_environment("acme", "qa", "QA", Some(bad))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Invalid {
+                        field: "position",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        let err = store
+            .insert_environment("acme", "staging", "Again", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+        assert!(matches!(
+            store.insert_environment("nope", "qa", "QA", None).await,
+            Err(Error::NotFound {
+                kind: "organization",
+                ..
+            })
+        ));
+
+        let new_order: Vec<String> = ["production", "dr", "staging", "development", "sandbox"]
+            .map(String::from)
+            .to_vec();
+        let listed = store
+            .reorder_environments("acme", &new_order)
+            .await
+            .unwrap();
+        assert_eq!(listed[0].name, "production");
+        assert_eq!(
+            names(&store, "acme").await,
+            order(&["production", "dr", "staging", "development", "sandbox"])
+        );
+        let bad: Vec<String> = [
+            "production",
+            "production",
+            "qa",
+            "staging",
+            "development",
+            "sandbox",
+        ]
+        .map(String::from)
+        .to_vec();
+        let err = store.reorder_environments("acme", &bad).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::Invalid { field: "order", .. }),
+            "{text}"
+        );
+        assert!(text.contains("missing dr"), "{text}");
+        assert!(text.contains("unknown qa"), "{text}");
+        assert!(text.contains("more than once: production"), "{text}");
+        // Unchanged after the refusal.
+        assert_eq!(names(&store, "acme").await[0].0, "production");
+
+        store.delete_environment("acme", "dr").await.unwrap();
+        assert_eq!(
+            names(&store, "acme").await,
+            order(&["production", "staging", "development", "sandbox"])
+        );
+        assert!(matches!(
+            store.delete_environment("acme", "dr").await,
+            Err(Error::NotFound {
+                kind: "environment",
+                ..
+            })
+        ));
+        for env in ["production", "staging", "development"] {
+            store.delete_environment("acme", env).await.unwrap();
+        }
+        let err = store
+            .delete_environment("acme", "sandbox")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("last"), "{err}");
+        assert_eq!(names(&store, "acme").await, order(&["sandbox"]));
     }
 }

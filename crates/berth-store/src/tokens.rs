@@ -42,7 +42,7 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn prefix_of(token: &str) -> Option<&str> {
+pub(crate) fn prefix_of(token: &str) -> Option<&str> {
     let marker_len = if token.starts_with(TokenKind::Personal.marker()) {
         TokenKind::Personal.marker().len()
     } else if token.starts_with(TokenKind::Ci.marker()) {

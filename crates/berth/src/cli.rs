@@ -109,9 +109,15 @@ pub enum Command {
     /// Deployments of a component.
     #[command(subcommand)]
     Deployment(DeploymentCmd),
+    /// Endpoints of a component (Choreo-compatible endpoints.yaml / component.yaml).
+    #[command(subcommand)]
+    Endpoints(EndpointsCmd),
     /// Configs and secrets of a component per environment.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// External CI: component-bound tokens and ready-made deploy snippets.
+    #[command(subcommand)]
+    Ci(CiCmd),
     /// Recent logs of a component's running instance.
     Logs {
         #[arg(long)]
@@ -230,6 +236,27 @@ pub enum ProjectCmd {
 #[derive(Debug, Subcommand)]
 pub enum EnvCmd {
     List,
+    /// Add an environment to the promotion order (admin).
+    Create {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// 0-based place in the order (0 = where deploys land); default: last.
+        #[arg(long)]
+        position: Option<i64>,
+    },
+    /// Delete an environment no deployment or config uses (admin).
+    Delete {
+        name: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Set the promotion order: every environment, first one first (admin).
+    Reorder {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -592,5 +619,79 @@ pub enum ConfigCmd {
         file: bool,
         #[arg(long)]
         no_apply: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCmd {
+    /// Upload the endpoints file (validated with Choreo's rules) and its schema files; they
+    /// become part of the next deploy.
+    Set {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+        /// endpoints.yaml, component.yaml or component-config.yaml.
+        #[arg(long)]
+        file: PathBuf,
+        /// OpenAPI / GraphQL schema files named by `schemaFilePath` (repeatable).
+        #[arg(long)]
+        schema: Vec<PathBuf>,
+    },
+    /// Each endpoint with its URL per environment.
+    List {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiCmd {
+    /// CI tokens of a component (good only for its deploy webhook).
+    #[command(subcommand)]
+    Token(CiTokenCmd),
+    /// Print a ready-to-paste CI snippet that deploys through the webhook and waits.
+    Snippet {
+        #[command(flatten)]
+        target: CiTarget,
+        /// curl (a POSIX sh script), github-actions or gitlab-ci.
+        #[arg(long, value_parser = ["curl", "github-actions", "gitlab-ci"])]
+        kind: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CiTarget {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub component: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiTokenCmd {
+    /// Create a CI token; the secret is printed once (`-o json`: the `secret` field).
+    Create {
+        #[command(flatten)]
+        target: CiTarget,
+        /// Unique per component, e.g. github.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// The component's CI tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        target: CiTarget,
+    },
+    /// Revoke a CI token by id or name.
+    Revoke {
+        #[command(flatten)]
+        target: CiTarget,
+        /// Token id or name.
+        token: String,
     },
 }

@@ -147,6 +147,15 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.finish(req, &url).await
+    }
+
+    /// Sends a request and decodes the answer or the `ApiError`.
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<T, CallError> {
         let resp = req.send().await.map_err(|e| CallError {
             api: None,
             message: format!(
@@ -190,6 +199,20 @@ impl Client {
             ),
         };
         Err(CallError { api, message })
+    }
+
+    /// PUT with a `text/plain` body (schema files).
+    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T, CallError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        self.finish(req, &url).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {

@@ -1,8 +1,11 @@
 //! `berth`: the server (`berth serve`) and the CLI that talks to it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod ci;
 mod cli;
 mod client;
+mod endpoints;
+mod environments;
 mod printer;
 
 use std::io::Read;
@@ -11,14 +14,14 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use berth_core::api::{
     ApiToken, AuditEntry, CreateApiToken, CreateOrg, CreateProject, CreateUser, CreatedApiToken,
-    Environment, List, Org, Project, UpdateOrg, UpdateProject, User, WhoAmI,
+    List, Org, Project, UpdateOrg, UpdateProject, User, WhoAmI,
 };
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
 
 use crate::cli::{
     AuditCmd, Cli, Command, ComponentCmd, ConfigCmd, ConfigTarget, DeployArgs, DeploymentCmd,
-    EnvCmd, ImageCmd, LogFormat, OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs,
+    ImageCmd, LogFormat, OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs,
     TokenCmd, UserCmd, ValidateCmd,
 };
 use crate::client::{CallError, Client, resolve_token, seg, store_credentials};
@@ -34,11 +37,6 @@ const PROJECT_COLUMNS: Columns = &[
     ("DISPLAY NAME", "displayName"),
     ("DESCRIPTION", "description"),
     ("CREATED", "createdAt"),
-];
-const ENV_COLUMNS: Columns = &[
-    ("POSITION", "position"),
-    ("NAME", "name"),
-    ("DISPLAY NAME", "displayName"),
 ];
 const USER_COLUMNS: Columns = &[
     ("NAME", "name"),
@@ -76,7 +74,7 @@ const IMAGE_COLUMNS: Columns = &[
 
 /// A failure already reported on stdout (e.g. a failed `registry test`): exit 1, print nothing more.
 #[derive(Debug)]
-struct Reported;
+pub(crate) struct Reported;
 
 impl std::fmt::Display for Reported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +151,17 @@ fn main() -> ExitCode {
                     api: Some(api),
                     message,
                 }) => {
-                    printer.error(&api.error.code, message, api.error.field.as_deref());
+                    let details = api
+                        .error
+                        .details
+                        .as_ref()
+                        .and_then(|d| serde_json::to_value(d).ok());
+                    printer.error_with_details(
+                        &api.error.code,
+                        message,
+                        api.error.field.as_deref(),
+                        details.as_ref(),
+                    );
                 }
                 _ => printer.error("error", &format!("{e:#}"), None),
             }
@@ -294,12 +302,7 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Env(EnvCmd::List) => {
-            let envs: List<Environment> = client()?
-                .get(&format!("/api/v1/orgs/{org}/environments"))
-                .await?;
-            printer.print(&envs, ENV_COLUMNS)
-        }
+        Command::Env(cmd) => environments::run(cmd, &client()?, &org, printer).await,
         Command::User(cmd) => {
             let c = client()?;
             match cmd {
@@ -395,7 +398,9 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
             finish_deploy(&c, accepted, wait, printer).await
         }
         Command::Deployment(cmd) => deployment(cmd, &client()?, &org, printer).await,
+        Command::Endpoints(cmd) => endpoints::run(cmd, &client()?, &org, printer).await,
         Command::Config(cmd) => config(cmd, &client()?, &org, printer).await,
+        Command::Ci(cmd) => ci::run(cmd, &client()?, &org, printer).await,
         Command::Logs {
             project,
             component,
@@ -441,7 +446,7 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
 }
 
 /// Reads a file, or stdin for `-`.
-fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) fn read_input(path: &std::path::Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         let mut t = String::new();
         std::io::stdin()
@@ -571,7 +576,7 @@ async fn registry(cmd: RegistryCmd, c: &Client, org: &str, printer: Printer) -> 
     }
 }
 
-fn component_base(org: &str, project: &str) -> String {
+pub(crate) fn component_base(org: &str, project: &str) -> String {
     format!("/api/v1/orgs/{org}/projects/{}/components", seg(project))
 }
 

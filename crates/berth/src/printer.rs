@@ -87,8 +87,35 @@ impl Printer {
     /// Prints an error: the API's envelope on stdout for JSON/YAML (it is part of the output
     /// contract), a readable line on stderr for tables.
     pub fn error(&self, code: &str, message: &str, field: Option<&str>) {
-        let body =
+        self.error_with_details(code, message, field, None);
+    }
+
+    /// Like [`Printer::error`], with the list of every problem when the server sent one.
+    pub fn error_with_details(
+        &self,
+        code: &str,
+        message: &str,
+        field: Option<&str>,
+        details: Option<&serde_json::Value>,
+    ) {
+        let mut body =
             serde_json::json!({ "error": { "code": code, "message": message, "field": field } });
+        if let Some(d) = details {
+            body["error"]["details"] = d.clone();
+        }
+        if self.output == Output::Table
+            && let Some(items) = details.and_then(serde_json::Value::as_array)
+        {
+            eprintln!("error: {message}");
+            for d in items {
+                eprintln!(
+                    "  {}: {}",
+                    d["path"].as_str().unwrap_or_default(),
+                    d["message"].as_str().unwrap_or_default()
+                );
+            }
+            return;
+        }
         match self.output {
             Output::Table => eprintln!("error: {message}"),
             Output::Json => println!(

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info};
 
-use super::workload::{Plan, base_labels, name_part};
+use super::workload::{Plan, base_labels};
 use super::{Client, Engine, is_status, label, mounts};
 use crate::{Error, Result, RolloutEvent, TaskOutcome, TaskSpec};
 
@@ -21,11 +21,7 @@ const REMOVE_GRACE: Duration = Duration::from_secs(1);
 
 /// `{container_prefix}-task-{execution}`.
 fn task_name(task: &TaskSpec) -> String {
-    format!(
-        "{}-task-{}",
-        task.workload.key.container_prefix(),
-        name_part(&task.execution, 64)
-    )
+    task.workload.key.task_container_name(&task.execution)
 }
 
 /// See [`crate::DataPlane::run_task`]. Running the same execution again adopts its container

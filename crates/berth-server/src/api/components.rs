@@ -458,6 +458,18 @@ pub async fn deploy_component(
             return Ok((d.clone(), false));
         }
     }
+    // The endpoints file as it is now becomes part of the release; a component without a port
+    // serves on its first endpoint's.
+    let endpoints = crate::api::endpoints::current_endpoints(state, target).await?;
+    let snapshot = serde_json::to_string(&endpoints)
+        .map_err(|e| ApiError::internal(format!("endpoints snapshot: {e}")))?;
+    let port = component.port.or_else(|| {
+        endpoints
+            .iter()
+            .find(|e| e.visibilities.contains(&berth_core::endpoints::Visibility::Public))
+            .or(endpoints.first())
+            .map(|e| e.port)
+    });
     let repository = image.name();
     // A digest-only reference keeps the component's tag for display.
     let normalized = if image.tag().is_some() {
@@ -475,8 +487,8 @@ pub async fn deploy_component(
                 repository: &repository,
                 tag: image.tag(),
                 digest: &digest,
-                port: component.port,
-                endpoints: "[]",
+                port,
+                endpoints: &snapshot,
                 config: "{}",
             }),
             Some(&normalized),

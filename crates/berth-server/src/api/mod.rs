@@ -1,6 +1,8 @@
 //! The HTTP API under `/api/v1`, plus `/healthz` and `/readyz`.
 
+pub mod ci;
 pub mod components;
+pub mod endpoints;
 pub mod orgs;
 pub mod registries;
 pub mod system;
@@ -21,7 +23,8 @@ use crate::AppState;
         users::whoami, users::list_users, users::create_user, users::get_user, users::delete_user,
         users::list_tokens, users::create_token, users::revoke_token, users::list_audit,
         orgs::list_orgs, orgs::create_org, orgs::get_org, orgs::update_org, orgs::delete_org,
-        orgs::list_environments,
+        orgs::list_environments, orgs::create_environment, orgs::reorder_environments,
+        orgs::delete_environment,
         orgs::list_projects, orgs::create_project, orgs::get_project, orgs::update_project,
         orgs::delete_project,
         registries::list_registries, registries::create_registry, registries::get_registry,
@@ -31,7 +34,10 @@ use crate::AppState;
         components::update_component, components::delete_component, components::deploy,
         components::promote, components::list_deployments, components::previous_images,
         components::environments, components::get_deployment, components::deployment_events,
-        components::logs, components::list_configs, components::change_configs,
+        components::logs, endpoints::put_endpoints, endpoints::get_endpoints,
+        endpoints::put_schema, endpoints::delete_schema, components::list_configs, components::change_configs,
+        ci::list_ci_tokens, ci::create_ci_token, ci::revoke_ci_token, ci::ci_snippet,
+        ci::deploy_hook, ci::hook_deployment,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -45,6 +51,11 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The deploy webhook takes a component's CI token (`berth_ci_…`), no user token.
+        components.add_security_scheme(
+            "ci_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
@@ -69,7 +80,18 @@ pub fn authenticated() -> Router<AppState> {
                 .patch(orgs::update_org)
                 .delete(orgs::delete_org),
         )
-        .route("/orgs/{org}/environments", get(orgs::list_environments))
+        .route(
+            "/orgs/{org}/environments",
+            get(orgs::list_environments).post(orgs::create_environment),
+        )
+        .route(
+            "/orgs/{org}/environments/order",
+            axum::routing::put(orgs::reorder_environments),
+        )
+        .route(
+            "/orgs/{org}/environments/{env}",
+            axum::routing::delete(orgs::delete_environment),
+        )
         .route(
             "/orgs/{org}/projects",
             get(orgs::list_projects).post(orgs::create_project),
@@ -133,6 +155,26 @@ pub fn authenticated() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(
                     components::CONFIG_BODY_MAX,
                 )),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/endpoints",
+            get(endpoints::get_endpoints).put(endpoints::put_endpoints),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/schemas/{*name}",
+            axum::routing::put(endpoints::put_schema).delete(endpoints::delete_schema),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/ci-tokens",
+            get(ci::list_ci_tokens).post(ci::create_ci_token),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/ci-tokens/{id}",
+            axum::routing::delete(ci::revoke_ci_token),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/ci-snippets/{kind}",
+            get(ci::ci_snippet),
         )
         .route("/deployments/{id}", get(components::get_deployment))
         .route(

@@ -3,7 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use berth_core::api::{
-    CreateOrg, CreateProject, Environment, List, Org, Project, UpdateOrg, UpdateProject,
+    CreateEnvironment, CreateOrg, CreateProject, Environment, EnvironmentOrder, List, Org, Project,
+    UpdateOrg, UpdateProject,
 };
 use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
@@ -132,6 +133,70 @@ pub async fn list_environments(
     Ok(Json(List {
         items: state.store().list_environments(&org).await?,
     }))
+}
+
+/// The path segment of [`reorder_environments`]: no environment may be named like it.
+const ORDER_SEGMENT: &str = "order";
+
+/// Adds an environment to the promotion order (admin).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/environments", tag = "orgs",
+    request_body = CreateEnvironment,
+    responses((status = 201, body = Environment), (status = 409, body = berth_core::api::ApiError),
+              (status = 422, body = berth_core::api::ApiError)))]
+pub async fn create_environment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+    Json(body): Json<CreateEnvironment>,
+) -> ApiResult<(StatusCode, Json<Environment>)> {
+    auth.require(Action::Administer)?;
+    validate_name("name", &body.name)?;
+    if body.name == ORDER_SEGMENT {
+        return Err(ApiError::validation(
+            "name",
+            format!("{ORDER_SEGMENT:?} is reserved (it is the path of the reorder endpoint)"),
+        ));
+    }
+    let display_name = body.display_name.unwrap_or_else(|| body.name.clone());
+    validate_display_name("displayName", &display_name)?;
+    let env = state
+        .store()
+        .insert_environment(&org, &body.name, &display_name, body.position)
+        .await?;
+    Ok((StatusCode::CREATED, Json(env)))
+}
+
+/// Sets the promotion order; the first environment is where deploys land (admin).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/environments/order", tag = "orgs",
+    request_body = EnvironmentOrder,
+    responses((status = 200, body = List<Environment>), (status = 422, body = berth_core::api::ApiError)))]
+pub async fn reorder_environments(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(org): Path<String>,
+    Json(body): Json<EnvironmentOrder>,
+) -> ApiResult<Json<List<Environment>>> {
+    auth.require(Action::Administer)?;
+    Ok(Json(List {
+        items: state
+            .store()
+            .reorder_environments(&org, &body.order)
+            .await?,
+    }))
+}
+
+/// Deletes an environment nothing refers to; never the last one (admin).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/environments/{env}", tag = "orgs",
+    responses((status = 204), (status = 404, body = berth_core::api::ApiError),
+              (status = 409, body = berth_core::api::ApiError)))]
+pub async fn delete_environment(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((org, env)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    auth.require(Action::Administer)?;
+    state.store().delete_environment(&org, &env).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects",

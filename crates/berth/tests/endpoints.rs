@@ -1,0 +1,136 @@
+//! Endpoints end to end: a Choreo endpoints file decides the port and what the external
+//! gateway routes (Public contexts only); invalid files and schemas get every error at once.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{BIN, ServerProc, http, stderr, stdout};
+use serde_json::Value;
+
+fn ok(o: std::process::Output) -> std::process::Output {
+    assert!(o.status.success(), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    o
+}
+
+fn json_out(o: &std::process::Output) -> Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let out = Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+            .arg(format!("label=berth.component={}", self.0))
+            .output()
+            .unwrap();
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("podman").args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+fn status(url: &str) -> (u16, String) {
+    let r = http().get(url).send().unwrap();
+    let code = r.status().as_u16();
+    (code, r.text().unwrap_or_default())
+}
+
+#[test]
+fn endpoints_file_sets_port_and_public_routes() {
+    let Some(env) = berth_testkit::env() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let component = format!("berth-it-ep-{}", std::process::id());
+    let _cleanup = Cleanup(component.clone());
+    let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
+    let mut add = Command::new(BIN)
+        .args(["registry", "add", "local", "--host", &env.registry, "--auth", "basic",
+               "--username", &env.user, "--password-stdin"])
+        .env("BERTH_SERVER", &server.url)
+        .env("BERTH_DATA_DIR", &server.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    ok(add.wait_with_output().unwrap());
+    ok(server.cli(&["project", "create", "shop"]));
+    // No --port: the endpoints file gives it.
+    ok(server.cli(&["component", "create", &component, "--project", "shop", "--type", "service",
+                    "--registry", "local", "--image", &format!("{}/test/web:v1", env.registry)]));
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join(".choreo")).unwrap();
+    let set = |file: &std::path::Path, schemas: &[&std::path::Path]| {
+        let mut args = vec!["endpoints".to_owned(), "set".into(), "--project".into(), "shop".into(),
+                            "--component".into(), component.clone(), "--file".into(),
+                            file.to_str().unwrap().to_owned(), "-o".into(), "json".into()];
+        for s in schemas {
+            args.push("--schema".into());
+            args.push(s.to_str().unwrap().to_owned());
+        }
+        server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // Every error of an invalid file at once, with Choreo's words and paths.
+    let bad = src.join(".choreo/endpoints.yaml");
+    std::fs::write(&bad, "version: 0.1\nendpoints:\n  - name: web\n    port: 80\n    type: rest\n  - port: 70000\n    type: REST\n").unwrap();
+    let out = set(&bad, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = json_out(&out);
+    let details = err["error"]["details"].as_array().unwrap_or_else(|| panic!("{err}"));
+    let paths: Vec<&str> = details.iter().map(|d| d["path"].as_str().unwrap()).collect();
+    for want in ["endpoints[0].port", "endpoints[0].type", "endpoints[1].name", "endpoints[1].port"] {
+        assert!(paths.contains(&want), "{want} in {paths:?}");
+    }
+    assert!(err.to_string().contains("must be greater than 1000"), "{err}");
+    assert!(err.to_string().contains("must be less than 65535"), "{err}");
+
+    // A schema that is named but not uploaded, then a broken one, then a good one.
+    let file = src.join(".choreo/component.yaml");
+    std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: web\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n    schemaFilePath: openapi.yaml\n").unwrap();
+    let out = set(&file, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Schema file does not exist"), "{}", stdout(&out));
+    let schema = src.join("openapi.yaml");
+    std::fs::write(&schema, "openapi: 3.0.3\ninfo: [broken\n").unwrap();
+    let out = set(&file, &[&schema]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("openapi.yaml") && text.contains("line"), "{text}");
+    std::fs::write(&schema, "openapi: 3.0.3\ninfo: {title: web, version: '1'}\npaths:\n  /: {get: {responses: {'200': {description: ok}}}}\n").unwrap();
+    let state = json_out(&ok(set(&file, &[&schema])));
+    assert_eq!(state["endpoints"][0]["port"], 8080);
+    assert_eq!(state["schemas"], serde_json::json!(["openapi.yaml"]));
+
+    // Deploy: the port comes from the endpoint, the URL is listed per environment.
+    ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--wait"]));
+    let url = format!("{}/default/shop/{component}/development/", server.gateway);
+    assert_eq!(status(&url), (200, "hello from v1\n".to_owned()));
+    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &component, "-o", "json"])));
+    assert_eq!(listed["endpoints"][0]["urls"]["development"], url.as_str());
+    assert_eq!(listed["endpoints"][0]["urls"]["production"], Value::Null);
+
+    // Only Public contexts are routed: /healthz public, the rest not.
+    std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: health\n    service:\n      basePath: /healthz\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n  - name: site\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Project]\n").unwrap();
+    ok(set(&file, &[]));
+    ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--force", "--wait"]));
+    let (code, body) = status(&format!("{url}healthz"));
+    assert_eq!((code, body.trim()), (200, "ok"));
+    let (code, body) = status(&format!("{url}index.html"));
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no_route"), "{body}");
+    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &component, "-o", "json"])));
+    let site = listed["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "site").unwrap().clone();
+    assert_eq!(site["urls"]["development"], Value::Null, "Project endpoints have no gateway URL");
+
+    // A GRPC endpoint may only be Project-visible (Choreo's rule).
+    std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: rpc\n    service:\n      port: 9090\n    type: GRPC\n    networkVisibilities: [Public]\n").unwrap();
+    let out = set(&file, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Project"), "{}", stdout(&out));
+}
