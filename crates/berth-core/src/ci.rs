@@ -38,7 +38,9 @@ impl std::str::FromStr for SnippetKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown snippet kind {s:?}; expected one of curl, github-actions, gitlab-ci")
+                format!(
+                    "unknown snippet kind {s:?}; expected one of curl, github-actions, gitlab-ci"
+                )
             })
     }
 }
@@ -240,7 +242,10 @@ mod tests {
             "127.0.0.1:5000/test/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ];
         for s in same {
-            assert!(same_repository(&current, &ImageRef::parse(s).unwrap()), "{s}");
+            assert!(
+                same_repository(&current, &ImageRef::parse(s).unwrap()),
+                "{s}"
+            );
         }
         let other = [
             "127.0.0.1:5000/test/other:v1",
@@ -248,7 +253,10 @@ mod tests {
             "127.0.0.1:5000/test/web/sub:v1",
         ];
         for s in other {
-            assert!(!same_repository(&current, &ImageRef::parse(s).unwrap()), "{s}");
+            assert!(
+                !same_repository(&current, &ImageRef::parse(s).unwrap()),
+                "{s}"
+            );
         }
         let hub = ImageRef::parse("nginx:1").unwrap();
         assert!(same_repository(
@@ -276,17 +284,29 @@ mod tests {
                 "{kind:?}"
             );
             assert!(text.contains("ghcr.io/acme/web"), "{kind:?}");
-            assert!(text.contains("Authorization: Bearer $BERTH_TOKEN"), "{kind:?}");
+            assert!(
+                text.contains("Authorization: Bearer $BERTH_TOKEN"),
+                "{kind:?}"
+            );
             assert!(text.contains("statusUrl"), "{kind:?}");
             assert!(!text.contains("berth_ci_"), "no token in snippets");
             assert_eq!(kind.as_str().parse::<SnippetKind>().unwrap(), kind);
         }
         let gh = render_snippet(SnippetKind::GithubActions, &target(&image));
-        assert!(gh.contains("BERTH_TOKEN: ${{ secrets.BERTH_TOKEN }}"), "{gh}");
-        assert!(gh.contains("IMAGE: ghcr.io/acme/web:${{ github.sha }}"), "{gh}");
+        assert!(
+            gh.contains("BERTH_TOKEN: ${{ secrets.BERTH_TOKEN }}"),
+            "{gh}"
+        );
+        assert!(
+            gh.contains("IMAGE: ghcr.io/acme/web:${{ github.sha }}"),
+            "{gh}"
+        );
         assert!(gh.contains("registry: ghcr.io\n"), "{gh}");
         let gl = render_snippet(SnippetKind::GitlabCi, &target(&image));
-        assert!(gl.contains("IMAGE: ghcr.io/acme/web:$CI_COMMIT_SHORT_SHA"), "{gl}");
+        assert!(
+            gl.contains("IMAGE: ghcr.io/acme/web:$CI_COMMIT_SHORT_SHA"),
+            "{gl}"
+        );
         assert!("yaml".parse::<SnippetKind>().is_err());
     }
 

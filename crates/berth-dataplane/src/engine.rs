@@ -51,6 +51,9 @@ const REMOVE_GRACE: Duration = Duration::from_secs(5);
 pub mod label {
     /// `true` on everything berth created.
     pub const MANAGED: &str = "berth.managed";
+    /// The id of the berth server whose store wants the container ([`Engine::with_owner`]):
+    /// servers sharing an engine leave each other's containers alone.
+    pub const OWNER: &str = "berth.owner";
     pub const ORG: &str = "berth.org";
     pub const PROJECT: &str = "berth.project";
     pub const COMPONENT: &str = "berth.component";
@@ -74,6 +77,9 @@ pub struct Engine {
     kind: Transport,
     client: std::sync::Mutex<Option<Client>>,
     data_root: PathBuf,
+    /// Labels new containers and limits listings to them (plus unowned ones); see
+    /// [`Engine::with_owner`].
+    owner: Option<String>,
     /// One rollout at a time per workload, so two reconcile passes cannot interleave.
     rollouts: std::sync::Mutex<HashMap<WorkloadKey, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -137,6 +143,7 @@ impl Engine {
             kind,
             client: std::sync::Mutex::new(None),
             data_root: PathBuf::from(DEFAULT_DATA_ROOT),
+            owner: None,
             rollouts: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -147,6 +154,20 @@ impl Engine {
     pub fn with_data_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.data_root = root.into();
         self
+    }
+
+    /// Marks the containers this engine creates as `owner`'s (label [`label::OWNER`]) and makes
+    /// every listing — so adoption and orphan removal — see only those, plus containers without
+    /// an owner (created before owners existed). Without it, every berth container is seen:
+    /// two servers on one engine would each remove the other's containers as orphans.
+    #[must_use]
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    pub(crate) fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     pub fn endpoint(&self) -> &str {
@@ -279,6 +300,35 @@ impl Engine {
         }
     }
 
+    /// The subnets of every berth network of `org` (label `berth.org`): where connections of
+    /// that organization's containers come from, for the internal gateway's check.
+    pub async fn org_subnets(&self, org: &str) -> Result<Vec<(std::net::IpAddr, u8)>> {
+        let c = self.client().await?;
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}=true", label::MANAGED), format!("{}={org}", label::ORG)],
+        )]);
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = c
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        let mut subnets = Vec::new();
+        for n in networks {
+            for cfg in n.ipam.and_then(|i| i.config).unwrap_or_default() {
+                if let Some((net, bits)) = cfg.subnet.as_deref().and_then(|s| s.split_once('/'))
+                    && let (Ok(net), Ok(bits)) = (net.parse(), bits.parse())
+                {
+                    subnets.push((net, bits));
+                }
+            }
+        }
+        Ok(subnets)
+    }
+
     /// Removes the network of (org, project, env) when no container uses it any more. Gone
     /// already → `Ok(())`; still in use → [`Error::Engine`].
     pub async fn remove_network(&self, key: &WorkloadKey) -> Result<()> {
@@ -322,11 +372,21 @@ impl Engine {
                     .iter()
                     .all(|(k, v)| l.and_then(|l| l.get(*k)).is_some_and(|x| x == v))
                     && (with_tasks || l.is_none_or(|l| !l.contains_key(label::EXECUTION)))
+                    && self.owns(l)
             })
             .filter_map(workload::instance_from_summary)
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Whether a container with these labels is ours: no owner configured, no owner label, or
+    /// the same owner.
+    fn owns(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        match (&self.owner, labels.and_then(|l| l.get(label::OWNER))) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        }
     }
 
     /// Stops (SIGTERM or the image's STOPSIGNAL, then SIGKILL after `grace`, at least 1 s) and

@@ -197,6 +197,9 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
     state
         .gateway()
         .set_public_contexts(key, crate::api::endpoints::public_contexts(&work.endpoints));
+    state
+        .gateway()
+        .set_org_contexts(key, crate::api::endpoints::org_contexts(&work.endpoints));
     let mut backoff = Duration::from_secs(2);
     loop {
         let engine = match state.engine() {
@@ -234,6 +237,7 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
         match result {
             Ok(instances) => {
                 info!(instances = instances.len(), "deployment ready");
+                refresh_org_subnets(state, engine, &key.org).await;
                 set(DeploymentStatus::Ready, None).await;
                 return;
             }
@@ -267,6 +271,14 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
     }
 }
 
+/// Tells the internal gateway which subnets the organization's containers come from.
+async fn refresh_org_subnets(state: &AppState, engine: &berth_dataplane::engine::Engine, org: &str) {
+    match engine.org_subnets(org).await {
+        Ok(subnets) => state.gateway().set_org_subnets(org, subnets),
+        Err(e) => warn!(%org, error = %e, "reading the organization's networks failed"),
+    }
+}
+
 /// One pass of the reconciler: remove what the store does not want, bring back what it wants.
 pub async fn reconcile(state: &AppState) {
     let Ok(engine) = state.engine() else { return };
@@ -281,8 +293,30 @@ pub async fn reconcile(state: &AppState) {
     // Orphans: labelled instances of workloads or releases nobody wants.
     match engine.list_managed().await {
         Ok(instances) => {
+            // Task containers of running executions belong to their runners. Read after the
+            // listing: an execution is recorded before its container starts, so a container
+            // listed above is either in this set or unwanted.
+            let executing: HashSet<String> = match state.store().running_executions().await {
+                Ok(running) => running
+                    .iter()
+                    .map(|r| {
+                        let x = &r.execution;
+                        WorkloadKey {
+                            org: x.org.clone(),
+                            project: x.project.clone(),
+                            component: x.component.clone(),
+                            env: x.environment.clone(),
+                        }
+                        .task_container_name(&x.id)
+                    })
+                    .collect(),
+                Err(e) => {
+                    warn!(error = %e, "reconcile: reading running executions failed");
+                    return;
+                }
+            };
             for inst in instances {
-                if busy.contains(&inst.key) {
+                if busy.contains(&inst.key) || executing.contains(&inst.name) {
                     continue;
                 }
                 let wanted = serving.iter().any(|w| {
@@ -325,6 +359,10 @@ pub async fn reconcile(state: &AppState) {
         state
             .gateway()
             .set_public_contexts(&key, crate::api::endpoints::public_contexts(&work.endpoints));
+        state
+            .gateway()
+            .set_org_contexts(&key, crate::api::endpoints::org_contexts(&work.endpoints));
+        refresh_org_subnets(state, engine, &key.org).await;
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         if let Err(e) = engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
             warn!(%key, error = %e, "reconcile: could not bring the serving release back");

@@ -31,6 +31,8 @@ struct Route {
     web_app: bool,
     /// Contexts of the Public endpoints; `None` = no endpoints file, everything is routed.
     contexts: Option<Vec<String>>,
+    /// Contexts of the Organization endpoints (internal gateway only).
+    org_contexts: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +68,12 @@ pub struct Gateway {
     web_apps: RwLock<std::collections::HashSet<WorkloadKey>>,
     /// Public contexts per key (set from the release's endpoints before its switch).
     exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
+    /// Organization contexts per key.
+    org_exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
+    /// Subnets of each organization's container networks: who may use the internal gateway.
+    org_subnets: RwLock<HashMap<String, Vec<(std::net::IpAddr, u8)>>>,
+    /// Base URL of the internal gateway as containers reach it, once it listens.
+    internal_url: RwLock<Option<String>>,
     client: Client<HttpConnector, Body>,
     next: AtomicUsize,
     /// Public base URL, e.g. `http://127.0.0.1:7480`.
@@ -92,6 +100,9 @@ impl Gateway {
             table: RwLock::new(Arc::new(Table::default())),
             web_apps: RwLock::new(Default::default()),
             exposure: RwLock::new(Default::default()),
+            org_exposure: RwLock::new(Default::default()),
+            org_subnets: RwLock::new(Default::default()),
+            internal_url: RwLock::new(None),
             client,
             next: AtomicUsize::new(0),
             base_url,
@@ -157,6 +168,75 @@ impl Gateway {
         });
     }
 
+    /// Sets the contexts of a workload's Organization endpoints (internal gateway).
+    pub fn set_org_contexts(&self, key: &WorkloadKey, contexts: Vec<String>) {
+        self.org_exposure
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), contexts.clone());
+        self.update(|t| {
+            if let Some(route) = t.routes.get_mut(key) {
+                route.org_contexts = contexts;
+            }
+        });
+    }
+
+    /// Records the subnets of an organization's networks (refreshed after each rollout).
+    pub fn set_org_subnets(&self, org: &str, subnets: Vec<(std::net::IpAddr, u8)>) {
+        self.org_subnets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(org.to_owned(), subnets);
+    }
+
+    fn in_org(&self, org: &str, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.org_subnets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(org)
+            .is_some_and(|nets| nets.iter().any(|(net, bits)| in_subnet(ip, *net, *bits)))
+    }
+
+    /// The internal gateway's URL for a workload, as containers of its organization call it.
+    pub fn internal_url_for(&self, key: &WorkloadKey) -> Option<String> {
+        let base = self
+            .internal_url
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        Some(format!(
+            "{base}/{}/{}/{}/{}/",
+            key.org, key.project, key.component, key.env
+        ))
+    }
+
+    /// Serves the internal gateway (Organization endpoints) until `shutdown` resolves: only
+    /// connections from the organization's container networks are answered.
+    pub async fn serve_internal(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        *self
+            .internal_url
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(format!("http://host.containers.internal:{}", addr.port()));
+        info!(%addr, "internal gateway listening on http://{addr}");
+        let app = axum::Router::new().fallback(proxy_internal).with_state(self);
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+
     /// Drops the routes of a workload (component deleted).
     pub fn remove(&self, key: &WorkloadKey) {
         self.update(|t| {
@@ -217,6 +297,13 @@ impl RouteSwitch for Gateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(key)
             .cloned();
+        let org_contexts = self
+            .org_exposure
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
         debug!(%key, backends = backends.len(), "routes switched");
         self.update(|t| {
             t.routes.insert(
@@ -225,6 +312,7 @@ impl RouteSwitch for Gateway {
                     backends: backends.to_vec(),
                     web_app,
                     contexts,
+                    org_contexts,
                 },
             );
         });
@@ -262,6 +350,77 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
+}
+
+fn in_subnet(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits.min(32))) };
+            (u32::from(a) & mask) == (u32::from(b) & mask)
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits.min(128))) };
+            (u128::from(a) & mask) == (u128::from(b) & mask)
+        }
+        _ => false,
+    }
+}
+
+/// The internal gateway: Organization endpoints, for the organization's containers only.
+async fn proxy_internal(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let table = gw.snapshot();
+    let mut parts = req.uri().path().trim_start_matches('/').splitn(5, '/');
+    let key = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(o), Some(p), Some(c), Some(e)) => WorkloadKey {
+            org: o.to_owned(),
+            project: p.to_owned(),
+            component: c.to_owned(),
+            env: e.to_owned(),
+        },
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "Organization endpoints answer at /<org>/<project>/<component>/<env>/".into(),
+            );
+        }
+    };
+    if !gw.in_org(&key.org, client.ip()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "only containers of organization {:?} may call its Organization endpoints",
+                key.org
+            ),
+        );
+    }
+    let rest = format!("/{}", parts.next().unwrap_or(""));
+    let Some(route) = table.routes.get(&key) else {
+        return error(StatusCode::NOT_FOUND, "no_route", format!("no route for {key}"));
+    };
+    if route.org_contexts.is_empty() || !exposed(Some(&route.org_contexts), &rest) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!("no Organization endpoint of {key} matches {rest}"),
+        );
+    }
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    forward(&gw, &table, client, req, key, format!("{rest}{query}"), None).await
+}
+
+fn connection_has_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Whether `path` is under one of `contexts` (`/api` covers `/api` and `/api/…`, not `/apix`).
@@ -312,7 +471,7 @@ fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, S
 async fn proxy(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
     let table = gw.snapshot();
     let host = req
@@ -331,6 +490,19 @@ async fn proxy(
             ),
         );
     };
+    forward(&gw, &table, client, req, key, upstream_path, host).await
+}
+
+/// Sends `req` to one of `key`'s backends (round robin) and streams the answer back.
+async fn forward(
+    gw: &Gateway,
+    table: &Table,
+    client: SocketAddr,
+    mut req: Request,
+    key: WorkloadKey,
+    upstream_path: String,
+    host: Option<String>,
+) -> Response {
     let backends = &table.routes[&key].backends;
     if backends.is_empty() {
         return error(
@@ -351,8 +523,23 @@ async fn proxy(
         }
     };
     let prefix = format!("/{}/{}/{}/{}", key.org, key.project, key.component, key.env);
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    // An upgrade (WebSocket) keeps its two hop-by-hop headers and becomes a tunnel.
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .cloned()
+        .filter(|_| connection_has_upgrade(req.headers()));
+    let client_upgrade = upgrade
+        .as_ref()
+        .and_then(|_| req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>());
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(u) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, u.clone());
+    }
     let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {}", client.ip()),
         None => client.ip().to_string(),
@@ -371,7 +558,27 @@ async fn proxy(
     *req.uri_mut() = uri;
     *req.version_mut() = axum::http::Version::HTTP_11;
     match tokio::time::timeout(UPSTREAM_TIMEOUT, gw.client.request(req)).await {
-        Ok(Ok(resp)) => {
+        Ok(Ok(mut resp)) => {
+            info!(target: "berth::gateway::access", %key, %backend, %method,
+                path = %upstream_path, status = resp.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64, "proxied");
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(client_upgrade) = client_upgrade
+            {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let (parts, _) = resp.into_parts();
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client_io, upstream_io)) => {
+                            let mut client_io = hyper_util::rt::TokioIo::new(client_io);
+                            let mut upstream_io = hyper_util::rt::TokioIo::new(upstream_io);
+                            let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+                        }
+                        Err(e) => debug!(error = %e, "upgrade failed"),
+                    }
+                });
+                return Response::from_parts(parts, Body::empty());
+            }
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))
@@ -454,6 +661,52 @@ mod tests {
         assert!(route(&gw.snapshot(), None, &uri).is_none());
         gw.remove(&key("api"));
         assert!(gw.backends(&key("api")).is_empty());
+    }
+
+    /// An upgrade (as WebSocket uses) becomes a byte tunnel through the gateway.
+    #[tokio::test]
+    async fn upgrades_are_tunnelled() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = upstream.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap();
+            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            assert!(request.contains("upgrade: echo"), "{request}");
+            assert!(request.starts_with("get /chat "), "{request}");
+            sock.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+                .await
+                .unwrap();
+            loop {
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                sock.write_all(&buf[..n]).await.unwrap();
+            }
+        });
+        let gw = Arc::new(Gateway::new("http://127.0.0.1:0".into()));
+        gw.switch(&key("ws"), &[upstream_addr]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw_addr = listener.local_addr().unwrap();
+        tokio::spawn(gw.clone().serve(listener, std::future::pending()));
+        let mut client = tokio::net::TcpStream::connect(gw_addr).await.unwrap();
+        client
+            .write_all(b"GET /default/shop/ws/development/chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = client.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        for msg in [&b"ping"[..], b"hello through the tunnel"] {
+            client.write_all(msg).await.unwrap();
+            let mut got = vec![0u8; msg.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, msg);
+        }
     }
 
     #[test]

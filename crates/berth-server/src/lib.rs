@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod tasks;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -51,10 +52,16 @@ pub struct Config {
     pub registry_ssrf: berth_registry::SsrfPolicy,
     /// Address of the external gateway.
     pub gateway_listen: SocketAddr,
+    /// Address of the internal gateway (Organization endpoints; answers only the
+    /// organization's containers, which reach it as `host.containers.internal`).
+    pub internal_gateway_listen: SocketAddr,
     /// How long a new release may take to get ready before it is rolled back.
     pub ready_timeout: Duration,
     /// How long old instances keep serving in-flight requests after the switch.
     pub drain: Duration,
+    /// Base URL clients and CI reach the API at (status URLs, CI snippets); `None` =
+    /// `http://<listen address>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -65,8 +72,10 @@ impl Default for Config {
             engine: None,
             registry_ssrf: berth_registry::SsrfPolicy::default(),
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            internal_gateway_listen: SocketAddr::from(([0, 0, 0, 0], 7481)),
             ready_timeout: Duration::from_secs(120),
             drain: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -81,6 +90,8 @@ pub enum ServeError {
     Listen { addr: SocketAddr, reason: String },
     #[error("serving failed: {0}")]
     Serve(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Shared, cheap-to-clone state of the server.
@@ -95,6 +106,7 @@ struct Inner {
     config: RuntimeConfig,
     gateway: Arc<gateway::Gateway>,
     runners: deploy::Runners,
+    tasks: tasks::Tasks,
     /// Per-token rate of the CI deploy webhook.
     ci_limiter: api::ci::RateLimiter,
 }
@@ -125,6 +137,7 @@ impl AppState {
                 config,
                 gateway,
                 runners: deploy::Runners::default(),
+                tasks: tasks::Tasks::default(),
                 ci_limiter: api::ci::RateLimiter::default(),
             }),
         }
@@ -148,6 +161,11 @@ impl AppState {
 
     pub(crate) fn ci_limiter(&self) -> &api::ci::RateLimiter {
         &self.inner.ci_limiter
+    }
+
+    /// The scheduler and the running task executions.
+    pub fn tasks(&self) -> &tasks::Tasks {
+        &self.inner.tasks
     }
 
     pub fn store(&self) -> &Store {
@@ -202,6 +220,22 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
 }
 
+/// Checks `--public-url`: an absolute http(s) URL without query or fragment; no trailing `/`.
+fn public_url(url: &str) -> Result<String, ServeError> {
+    let bad = |why: &str| ServeError::Config(format!("--public-url {url:?}: {why}"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("must start with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad("names no host"));
+    }
+    if url.contains(['?', '#']) || url.chars().any(char::is_whitespace) {
+        return Err(bad("must not contain a query, a fragment or spaces"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// Tells the gateway to stop when the API server stops.
 struct StopOnDrop(tokio::sync::watch::Sender<bool>);
 
@@ -216,6 +250,7 @@ pub struct Server {
     state: AppState,
     listener: tokio::net::TcpListener,
     gateway_listener: tokio::net::TcpListener,
+    internal_listener: tokio::net::TcpListener,
     /// The admin token when this start created it (first start only).
     pub admin_token: Option<String>,
     pub admin_token_file: PathBuf,
@@ -240,8 +275,10 @@ impl Server {
     /// Opens the data dir (creating the database and master key at first start), bootstraps
     /// the default organization and admin token when there are no users, and binds `listen`.
     pub async fn prepare(config: &Config) -> Result<Self, ServeError> {
+        let configured_url = config.public_url.as_deref().map(public_url).transpose()?;
         prepare_data_dir(&config.data_dir)?;
         let master_key = MasterKey::load_or_create(&config.data_dir)?;
+        let server_id = berth_store::keys::load_or_create_server_id(&config.data_dir)?;
         let store = Store::open(&config.data_dir)
             .await?
             .with_master_key(&master_key);
@@ -257,7 +294,11 @@ impl Server {
         };
         let engine = discover_endpoint(config.engine.as_deref())
             .and_then(|endpoint| Engine::connect(&endpoint))
-            .map(|engine| engine.with_data_root(config.data_dir.join("mounts")))
+            .map(|engine| {
+                engine
+                    .with_data_root(config.data_dir.join("mounts"))
+                    .with_owner(server_id)
+            })
             .map_err(|e| e.to_string());
         match &engine {
             Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
@@ -273,6 +314,7 @@ impl Server {
         };
         let listener = bind(config.listen).await?;
         let gateway_listener = bind(config.gateway_listen).await?;
+        let internal_listener = bind(config.internal_gateway_listen).await?;
         let api_addr = listener
             .local_addr()
             .map_err(|e| ServeError::Serve(e.to_string()))?;
@@ -283,13 +325,14 @@ impl Server {
             ssrf: config.registry_ssrf,
             ready_timeout: config.ready_timeout,
             drain: config.drain,
-            public_url: format!("http://{api_addr}"),
+            public_url: configured_url.unwrap_or_else(|| format!("http://{api_addr}")),
         };
         let gateway = Arc::new(gateway::Gateway::new(format!("http://{gw_addr}")));
         Ok(Self {
             state: AppState::new(store, engine, runtime, gateway),
             listener,
             gateway_listener,
+            internal_listener,
             admin_token,
             admin_token_file,
         })
@@ -309,6 +352,7 @@ impl Server {
     ) -> Result<(), ServeError> {
         let addr = self.local_addr();
         let (gw_stop, gw_stopped) = tokio::sync::watch::channel(false);
+        let internal_stopped = gw_stopped.clone();
         let _gateway_task = tokio::spawn(self.state.gateway().clone().serve(
             self.gateway_listener,
             async move {
@@ -316,7 +360,15 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             },
         ));
+        let _internal_task = tokio::spawn(self.state.gateway().clone().serve_internal(
+            self.internal_listener,
+            async move {
+                let mut rx = internal_stopped;
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
         deploy::start(self.state.clone());
+        tasks::start(self.state.clone());
         info!(%addr, "berth listening on http://{addr}");
         let app = router(self.state.clone());
         let _gateway_guard = StopOnDrop(gw_stop);

@@ -365,7 +365,10 @@ mod tests {
             .unwrap();
         assert!(secret.starts_with("berth_ci_") && secret.len() == 9 + 40);
         assert_eq!(tok.prefix, &secret[..17]);
-        assert_eq!((tok.component.as_str(), tok.name.as_str()), ("web", "github"));
+        assert_eq!(
+            (tok.component.as_str(), tok.name.as_str()),
+            ("web", "github")
+        );
         assert_eq!(tok.created_by, "admin/bootstrap");
         // Only the hash is stored: the secret appears in no column.
         let stored: Vec<String> = sqlx::query_scalar("SELECT id || prefix || hash FROM ci_tokens")
@@ -441,7 +444,10 @@ mod tests {
         ));
 
         // Deleting the component deletes its tokens.
-        store.delete_component("default", "shop", "api").await.unwrap();
+        store
+            .delete_component("default", "shop", "api")
+            .await
+            .unwrap();
         assert!(store.authenticate_ci(&api_secret).await.unwrap().is_none());
     }
 
@@ -478,10 +484,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store
-                .get_ci_idempotent_answer(&tok.id, "k1")
-                .await
-                .unwrap(),
+            store.get_ci_idempotent_answer(&tok.id, "k1").await.unwrap(),
             Some(first)
         );
         // Past the window the answer is gone.

@@ -67,6 +67,39 @@ impl MasterKey {
     }
 }
 
+/// File name of the server id inside the data dir.
+pub const SERVER_ID_FILE: &str = "server-id";
+
+/// The id of the server that owns this data dir: 16 random bytes in hex, created at first
+/// start. The engine driver labels containers with it, so servers sharing an engine (a
+/// developer's and a test's, or two tests) never take each other's containers for orphans.
+pub fn load_or_create_server_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(SERVER_ID_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(id.to_owned())
+            } else {
+                Err(Error::Io(format!(
+                    "{} does not hold a 32-character hex id; delete it to get a new one \
+                     (containers labelled with the old id are then no longer adopted)",
+                    path.display()
+                )))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| Error::Io(format!("no system randomness: {e}")))?;
+            let id = hex::encode(bytes);
+            write_owner_only(&path, &format!("{id}\n"))?;
+            Ok(id)
+        }
+        Err(e) => Err(io_err(&path, "reading", e)),
+    }
+}
+
 /// Creates `path` with mode 0600 and writes `contents`; fails if it already exists.
 pub fn write_owner_only(path: &Path, contents: &str) -> Result<()> {
     let mut file = fs::OpenOptions::new()
@@ -100,6 +133,18 @@ mod tests {
         let second = MasterKey::load_or_create(dir.path()).unwrap();
         assert_eq!(first.expose(), second.expose());
         assert_eq!(format!("{first:?}"), "MasterKey(<redacted>)");
+    }
+
+    #[test]
+    fn server_id_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_server_id(dir.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(load_or_create_server_id(dir.path()).unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(load_or_create_server_id(other.path()).unwrap(), first);
+        fs::write(dir.path().join(SERVER_ID_FILE), "nope").unwrap();
+        assert!(load_or_create_server_id(dir.path()).is_err());
     }
 
     #[test]

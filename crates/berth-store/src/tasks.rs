@@ -444,7 +444,8 @@ impl Store {
     }
 
     /// Ends a running execution; false when it had ended already (the first ending wins, so a
-    /// cancel and a normal exit racing each other record one outcome).
+    /// cancel and a normal exit racing each other record one outcome). A `None` reason keeps
+    /// the stored one.
     pub async fn finish_execution(&self, id: &str, end: &ExecutionEnd<'_>) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let ids: Option<(String, String)> = sqlx::query_as(
@@ -458,7 +459,7 @@ impl Store {
             return Ok(false);
         };
         sqlx::query(
-            "UPDATE task_executions SET status = ?, exit_code = ?, reason = ?,
+            "UPDATE task_executions SET status = ?, exit_code = ?, reason = COALESCE(?, reason),
                logs = COALESCE(?, logs), ended_at = ?
              WHERE id = ? AND status = 'running'",
         )
@@ -473,6 +474,17 @@ impl Store {
         count_day(&mut tx, &component_id, &environment_id, end.status, end.at).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Sets the reason of a running execution (a note such as an adoption); the end's reason,
+    /// when it has one, replaces it.
+    pub async fn note_execution(&self, id: &str, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE task_executions SET reason = ? WHERE id = ? AND status = 'running'")
+            .bind(reason)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Executions of a component, newest first.

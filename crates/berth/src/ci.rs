@@ -58,7 +58,11 @@ pub async fn run(cmd: CiCmd, c: &Client, org: &str, printer: Printer) -> anyhow:
             printer.print(&c.delete::<CiToken>(&path).await?, CI_TOKEN_COLUMNS)
         }
         CiCmd::Snippet { target, kind } => {
-            let path = format!("{}/ci-snippets/{}", component_path(org, &target), seg(&kind));
+            let path = format!(
+                "{}/ci-snippets/{}",
+                component_path(org, &target),
+                seg(&kind)
+            );
             let snippet: CiSnippet = c.get(&path).await?;
             if printer.output == Output::Table {
                 // The text as is, ready to paste or to redirect into a file.

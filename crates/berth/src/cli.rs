@@ -129,6 +129,12 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         tail: u64,
     },
+    /// Scheduled and manual tasks: schedules, runs, executions and their logs.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Cron expressions (offline).
+    #[command(subcommand)]
+    Cron(CronCmd),
     /// Image references (offline).
     #[command(subcommand)]
     Image(ImageCmd),
@@ -167,12 +173,20 @@ pub struct ServeArgs {
     /// Address of the external gateway (Public endpoints and web apps).
     #[arg(long, env = "BERTH_GATEWAY_LISTEN", default_value = "127.0.0.1:7480")]
     pub gateway_listen: SocketAddr,
+    /// Address of the internal gateway (Organization endpoints). It answers only connections
+    /// from the organization's container networks, which reach it as host.containers.internal.
+    #[arg(long, env = "BERTH_INTERNAL_GATEWAY_LISTEN", default_value = "0.0.0.0:7481")]
+    pub internal_gateway_listen: SocketAddr,
     /// Seconds a new release may take to get ready before it is rolled back.
     #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]
     pub ready_timeout: u64,
     /// Milliseconds old instances keep serving in-flight requests after traffic switched.
     #[arg(long, env = "BERTH_DRAIN_MS", default_value_t = 10_000)]
     pub drain_ms: u64,
+    /// Base URL clients and CI reach the API at, e.g. https://berth.example.com (status URLs,
+    /// CI snippets); default: http://<listen address>.
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -693,5 +707,152 @@ pub enum CiTokenCmd {
         target: CiTarget,
         /// Token id or name.
         token: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TaskTarget {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub component: String,
+    /// Environment (default: the first, e.g. development).
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Concurrency {
+    /// Start another execution next to a running one.
+    Allow,
+    /// Skip the slot while one runs (recorded as missed).
+    Forbid,
+    /// Cancel the running one and start the new one.
+    Replace,
+}
+
+impl Concurrency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Allow => "allow",
+            Concurrency::Forbid => "forbid",
+            Concurrency::Replace => "replace",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// The schedule of a scheduled task in one environment.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
+    /// Run Now / Run with Arguments: start an execution of the deployed release.
+    Run {
+        #[command(flatten)]
+        target: TaskTarget,
+        /// Arguments appended after the image's ENTRYPOINT and CMD, split like a shell does
+        /// (quotes group, no expansion): --args "a 'b c'" gives ["a", "b c"].
+        #[arg(long, allow_hyphen_values = true)]
+        args: Option<String>,
+        /// One more argument, exactly as given (no splitting); repeatable, after --args.
+        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+        arg: Vec<String>,
+        /// An environment variable for this run only: KEY=VALUE (repeatable; never stored).
+        #[arg(long = "env-var", value_name = "KEY=VALUE")]
+        env_var: Vec<String>,
+        /// Wait for the end, print the logs and exit with the task's exit code.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Executions of a task, newest first, with the counts of the last 30 days.
+    Executions {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        component: String,
+        #[arg(long)]
+        env: Option<String>,
+        /// running, succeeded, failed, timed-out, cancelled or missed.
+        #[arg(long)]
+        status: Option<String>,
+        /// schedule, manual, api or ci.
+        #[arg(long)]
+        trigger: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One execution.
+    Get { id: String },
+    /// The logs of an execution (live while it runs).
+    Logs { id: String },
+    /// Cancel a running execution (its container is killed).
+    Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Set (replace) the schedule; unset options take their defaults.
+    Set {
+        #[command(flatten)]
+        target: TaskTarget,
+        /// 5-field cron expression or @hourly/@daily/@weekly/@monthly/@yearly.
+        #[arg(long = "cron", value_name = "EXPR")]
+        cron: String,
+        /// IANA time zone (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+        /// What a slot does while an execution still runs (default forbid).
+        #[arg(long, value_enum)]
+        concurrency: Option<Concurrency>,
+        /// Seconds a slot may start late (after a downtime); default: no limit.
+        #[arg(long, allow_negative_numbers = true)]
+        starting_deadline: Option<i64>,
+        /// Seconds an execution may run before it is killed; default: no limit.
+        #[arg(long, allow_negative_numbers = true)]
+        active_deadline: Option<i64>,
+        /// Successful executions kept (default 10).
+        #[arg(long, allow_negative_numbers = true)]
+        successful_history: Option<i64>,
+        /// Unsuccessful executions kept (default 10).
+        #[arg(long, allow_negative_numbers = true)]
+        failed_history: Option<i64>,
+        /// Save it suspended.
+        #[arg(long)]
+        suspended: bool,
+    },
+    Get {
+        #[command(flatten)]
+        target: TaskTarget,
+    },
+    /// Stop firing (slots while suspended are not run later).
+    Suspend {
+        #[command(flatten)]
+        target: TaskTarget,
+    },
+    /// Fire again, from the next slot on.
+    Resume {
+        #[command(flatten)]
+        target: TaskTarget,
+    },
+    Delete {
+        #[command(flatten)]
+        target: TaskTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CronCmd {
+    /// The next fire times of a schedule, RFC 3339 with the zone's offset; exit 1 when invalid.
+    Next {
+        /// 5-field cron expression or alias (quote it).
+        expr: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Start after this instant (RFC 3339; default now).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
     },
 }

@@ -7,6 +7,7 @@ mod client;
 mod endpoints;
 mod environments;
 mod printer;
+mod tasks;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -401,6 +402,8 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
         Command::Endpoints(cmd) => endpoints::run(cmd, &client()?, &org, printer).await,
         Command::Config(cmd) => config(cmd, &client()?, &org, printer).await,
         Command::Ci(cmd) => ci::run(cmd, &client()?, &org, printer).await,
+        Command::Task(cmd) => tasks::task(cmd, &client()?, &org, printer).await,
+        Command::Cron(cmd) => tasks::cron(cmd, printer),
         Command::Logs {
             project,
             component,
@@ -1142,8 +1145,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             allow_loopback: !args.registry_block_loopback,
         },
         gateway_listen: args.gateway_listen,
+        internal_gateway_listen: args.internal_gateway_listen,
         ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
         drain: std::time::Duration::from_millis(args.drain_ms),
+        public_url: args.public_url,
     };
     let server = berth_server::Server::prepare(&config).await?;
     if let Some(token) = &server.admin_token {

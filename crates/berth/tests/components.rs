@@ -471,6 +471,24 @@ fn ordered_environments_first_gets_deploys_promotion_keeps_the_digest() {
         "hello from v1"
     );
 
+    // The new routes are documented.
+    let doc: Value = http()
+        .get(format!("{}/api/v1/openapi.json", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/orgs/{org}/environments", "post"),
+        ("/api/v1/orgs/{org}/environments/order", "put"),
+        ("/api/v1/orgs/{org}/environments/{env}", "delete"),
+    ] {
+        assert!(
+            doc["paths"][path].get(method).is_some(),
+            "{method} {path} documented"
+        );
+    }
+
     // The last environment of an organization stays.
     ok(server.cli(&["org", "create", "solo"]));
     ok(server.cli(&["--org", "solo", "env", "delete", "production", "--yes"]));

@@ -134,3 +134,89 @@ fn endpoints_file_sets_port_and_public_routes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("Project"), "{}", stdout(&out));
 }
+
+/// `wget` from a throwaway container on `network` (the web image has busybox).
+fn wget_from(network: &str, image: &str, url: &str) -> String {
+    let out = Command::new("podman")
+        .args(["run", "--rm", "--network", network, "--entrypoint", "/bin/sh", image, "-c"])
+        .arg(format!("timeout 5 wget -q -O - {url} 2>&1 || echo FAILED"))
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn organization_endpoints_answer_only_the_organizations_containers() {
+    let Some(env) = berth_testkit::env() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let api = format!("berth-it-org-{pid}");
+    let other = format!("berth-it-oth-{pid}");
+    let stranger = format!("berth-it-str-{pid}");
+    let _c1 = Cleanup(api.clone());
+    let _c2 = Cleanup(other.clone());
+    let _c3 = Cleanup(stranger.clone());
+    let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
+    let mut add = Command::new(BIN)
+        .args(["registry", "add", "local", "--host", &env.registry, "--auth", "basic",
+               "--username", &env.user, "--password-stdin"])
+        .env("BERTH_SERVER", &server.url)
+        .env("BERTH_DATA_DIR", &server.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    ok(add.wait_with_output().unwrap());
+    let image = format!("{}/test/web:v1", env.registry);
+    // Org "default": project shop has the API, project tools a neighbour.
+    ok(server.cli(&["project", "create", "shop"]));
+    ok(server.cli(&["project", "create", "tools"]));
+    // Another organization with its own registry, project and component.
+    ok(server.cli(&["org", "create", "acme"]));
+    let mut add = Command::new(BIN)
+        .args(["registry", "add", "local", "--org", "acme", "--host", &env.registry, "--auth", "basic",
+               "--username", &env.user, "--password-stdin"])
+        .env("BERTH_SERVER", &server.url)
+        .env("BERTH_DATA_DIR", &server.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    ok(add.wait_with_output().unwrap());
+    ok(server.cli(&["project", "create", "lab", "--org", "acme"]));
+    for (name, project, org) in [(&api, "shop", "default"), (&other, "tools", "default"), (&stranger, "lab", "acme")] {
+        ok(server.cli(&["component", "create", name, "--org", org, "--project", project, "--type", "service",
+                        "--registry", "local", "--image", &image, "--port", "8080"]));
+    }
+    let file = dir.path().join("component.yaml");
+    std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: api\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Organization]\n").unwrap();
+    ok(server.cli(&["endpoints", "set", "--project", "shop", "--component", &api, "--file", file.to_str().unwrap()]));
+    for (name, project, org) in [(&api, "shop", "default"), (&other, "tools", "default"), (&stranger, "lab", "acme")] {
+        ok(server.cli(&["deploy", "--org", org, "--project", project, "--component", name, "--wait"]));
+    }
+    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &api, "-o", "json"])));
+    let url = listed["endpoints"][0]["urls"]["development"].as_str().unwrap_or_else(|| panic!("{listed}")).to_owned();
+    assert!(url.starts_with("http://host.containers.internal:"), "{url}");
+
+    // A container of another project in the same organization reaches it…
+    let pulled = {
+        let out = Command::new("podman").args(["images", "--format", "{{.Repository}}@{{.Digest}}", "--filter"])
+            .arg(format!("reference={}/test/web", env.registry)).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_owned()
+    };
+    let body = wget_from("berth-default-tools-development", &pulled, &url);
+    assert!(body.contains("hello from v1"), "{body}");
+    // …a container of another organization does not…
+    let body = wget_from("berth-acme-lab-development", &pulled, &url);
+    assert!(!body.contains("hello from v1"), "{body}");
+    // …nor the external gateway, nor the host itself.
+    let external = format!("{}/default/shop/{api}/development/", server.gateway);
+    assert_eq!(status(&external).0, 404);
+    let port = url.trim_start_matches("http://host.containers.internal:").split('/').next().unwrap();
+    let from_host = http().get(format!("http://127.0.0.1:{port}/default/shop/{api}/development/")).send().unwrap();
+    assert_eq!(from_host.status().as_u16(), 403);
+}

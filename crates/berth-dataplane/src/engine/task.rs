@@ -64,7 +64,7 @@ pub(crate) async fn run(
     if adopt {
         info!(container = %name, "adopting the running execution");
     } else {
-        let mut labels = base_labels(spec);
+        let mut labels = base_labels(spec, engine.owner());
         labels.insert(label::EXECUTION.to_owned(), task.execution.clone());
         let plan = Plan {
             name: name.clone(),

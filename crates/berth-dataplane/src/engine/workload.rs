@@ -42,17 +42,21 @@ pub(crate) fn key_labels(key: &WorkloadKey) -> [(&'static str, &str); 4] {
     ]
 }
 
-/// Labels of every container of `spec`'s release.
-pub(crate) fn base_labels(spec: &WorkloadSpec) -> HashMap<String, String> {
+/// Labels of every container of `spec`'s release (owned by `owner`, when given).
+pub(crate) fn base_labels(spec: &WorkloadSpec, owner: Option<&str>) -> HashMap<String, String> {
     let key = &spec.key;
-    HashMap::from([
+    let mut labels = HashMap::from([
         (label::MANAGED.to_owned(), "true".to_owned()),
         (label::ORG.to_owned(), key.org.clone()),
         (label::PROJECT.to_owned(), key.project.clone()),
         (label::COMPONENT.to_owned(), key.component.clone()),
         (label::ENV.to_owned(), key.env.clone()),
         (label::RELEASE.to_owned(), spec.release.clone()),
-    ])
+    ]);
+    if let Some(owner) = owner {
+        labels.insert(label::OWNER.to_owned(), owner.to_owned());
+    }
+    labels
 }
 
 /// Characters allowed in container names (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`); others become `-`.
@@ -584,7 +588,7 @@ async fn start_new(
     let mut failure: Option<(String, Error)> = None;
     for &index in missing {
         let name = choose_name(spec, index, existing);
-        let mut labels = base_labels(spec);
+        let mut labels = base_labels(spec, engine.owner());
         labels.insert(label::REPLICA.to_owned(), index.to_string());
         if let Some(port) = spec.port {
             labels.insert(label::PORT.to_owned(), port.to_string());
@@ -756,7 +760,7 @@ mod tests {
         let s = spec("r1");
         let plan = Plan {
             name: "n".into(),
-            labels: base_labels(&s),
+            labels: base_labels(&s, None),
             cmd: None,
             alias: true,
             publish: true,

@@ -18,8 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_core::api::{
-    CiDeployRequest, CiSnippet, CiToken, CreateCiToken, CreatedCiToken, DeployAccepted,
-    Deployment, List,
+    CiDeployRequest, CiSnippet, CiToken, CreateCiToken, CreatedCiToken, DeployAccepted, Deployment,
+    List,
 };
 use berth_core::ci::{
     SnippetKind, SnippetTarget, render_snippet, same_repository, validate_idempotency_key,
@@ -257,8 +257,7 @@ impl RateLimiter {
         // the store; still drop full ones now and then so revoked tokens do not linger.
         if buckets.len() > 10_000 {
             buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second
-                    < capacity
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < capacity
             });
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
@@ -322,16 +321,20 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let mutating = method != Method::GET && method != Method::HEAD;
     let response = match principal {
         None => unauthorized().into_response(),
-        Some(p) => match mutating
-            .then(|| state.ci_limiter().check(&p.token_id, Instant::now()))
-            .unwrap_or(Ok(()))
-        {
-            Err(wait) => too_many_requests(wait),
-            Ok(()) => {
-                req.extensions_mut().insert(p);
-                next.run(req).await
+        Some(p) => {
+            let allowed = if mutating {
+                state.ci_limiter().check(&p.token_id, Instant::now())
+            } else {
+                Ok(())
+            };
+            match allowed {
+                Err(wait) => too_many_requests(wait),
+                Ok(()) => {
+                    req.extensions_mut().insert(p);
+                    next.run(req).await
+                }
             }
-        },
+        }
     };
     if mutating {
         let status = response.status().as_u16();
@@ -369,7 +372,10 @@ fn status_url(state: &AppState, id: &str) -> String {
 fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -405,11 +411,13 @@ pub async fn deploy_hook(
     if let Some(key) = &body.idempotency_key {
         validate_idempotency_key(key).map_err(|m| ApiError::validation("idempotencyKey", m))?;
     }
-    let request_hash = berth_store::hash_token(&serde_json::to_string(&CiDeployRequest {
-        idempotency_key: None,
-        ..body.clone()
-    })
-    .unwrap_or_default());
+    let request_hash = berth_store::hash_token(
+        &serde_json::to_string(&CiDeployRequest {
+            idempotency_key: None,
+            ..body.clone()
+        })
+        .unwrap_or_default(),
+    );
     if let Some(key) = &body.idempotency_key
         && let Some(previous) = state
             .store()
@@ -441,8 +449,8 @@ pub async fn deploy_hook(
     let repository = current.name();
     let (what, field, described) = match (body.image, body.tag, body.digest) {
         (Some(image), None, None) => {
-            let requested =
-                ImageRef::parse(&image).map_err(|e| ApiError::validation("image", e.to_string()))?;
+            let requested = ImageRef::parse(&image)
+                .map_err(|e| ApiError::validation("image", e.to_string()))?;
             if !same_repository(&current, &requested) {
                 return Err(ApiError::forbidden(format!(
                     "this CI token deploys only images of {repository} (the repository of \
@@ -565,7 +573,10 @@ mod tests {
             assert!(limiter.check("a", t0).is_ok());
         }
         let wait = limiter.check("a", t0).unwrap_err();
-        assert!(wait > Duration::from_millis(1900) && wait <= Duration::from_secs(2), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(1900) && wait <= Duration::from_secs(2),
+            "{wait:?}"
+        );
         // Another token has its own bucket.
         assert!(limiter.check("b", t0).is_ok());
         // One request every two seconds comes back.

@@ -89,6 +89,16 @@ pub fn public_contexts(snapshot: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The contexts of a release's Organization HTTP endpoints (routed by the internal gateway).
+pub fn org_contexts(snapshot: &str) -> Vec<String> {
+    let endpoints: Vec<Endpoint> = serde_json::from_str(snapshot).unwrap_or_default();
+    endpoints
+        .iter()
+        .filter(|e| e.kind.is_http() && e.visibilities.contains(&Visibility::Organization))
+        .map(|e| e.context.clone())
+        .collect()
+}
+
 /// Checks an OpenAPI 3.x / Swagger 2.0 document (YAML or JSON) or a GraphQL SDL file.
 fn check_schema(name: &str, content: &str) -> Result<(), String> {
     let lower = name.to_ascii_lowercase();
@@ -217,11 +227,19 @@ async fn endpoints_state(state: &AppState, target: ComponentRef<'_>) -> ApiResul
                         component: target.component.to_owned(),
                         env: env.clone(),
                     };
-                    let public = endpoint.kind.is_http() && endpoint.visibilities.contains(&Visibility::Public);
-                    let url = (*running && public && !component.kind.is_task()).then(|| {
-                        let base = state.gateway().url_for(&key, component.kind == ComponentType::WebApp);
-                        format!("{}{}", base.trim_end_matches('/'), endpoint.context)
-                    });
+                    let http = endpoint.kind.is_http() && *running && !component.kind.is_task();
+                    let public = endpoint.visibilities.contains(&Visibility::Public);
+                    let org = endpoint.visibilities.contains(&Visibility::Organization);
+                    let base = if !http {
+                        None
+                    } else if public {
+                        Some(state.gateway().url_for(&key, component.kind == ComponentType::WebApp))
+                    } else if org {
+                        state.gateway().internal_url_for(&key)
+                    } else {
+                        None
+                    };
+                    let url = base.map(|b| format!("{}{}", b.trim_end_matches('/'), endpoint.context));
                     (env.clone(), url)
                 })
                 .collect();

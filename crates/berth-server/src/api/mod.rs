@@ -6,6 +6,7 @@ pub mod endpoints;
 pub mod orgs;
 pub mod registries;
 pub mod system;
+pub mod tasks;
 pub mod users;
 
 use axum::Router;
@@ -38,6 +39,9 @@ use crate::AppState;
         endpoints::put_schema, endpoints::delete_schema, components::list_configs, components::change_configs,
         ci::list_ci_tokens, ci::create_ci_token, ci::revoke_ci_token, ci::ci_snippet,
         ci::deploy_hook, ci::hook_deployment,
+        tasks::get_schedule, tasks::put_schedule, tasks::delete_schedule, tasks::run,
+        tasks::list_executions, tasks::get_execution, tasks::execution_logs,
+        tasks::cancel_execution,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -175,6 +179,26 @@ pub fn authenticated() -> Router<AppState> {
         .route(
             "/orgs/{org}/projects/{project}/components/{component}/ci-snippets/{kind}",
             get(ci::ci_snippet),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/environments/{env}/schedule",
+            get(tasks::get_schedule)
+                .put(tasks::put_schedule)
+                .delete(tasks::delete_schedule),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/runs",
+            axum::routing::post(tasks::run),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/executions",
+            get(tasks::list_executions),
+        )
+        .route("/executions/{id}", get(tasks::get_execution))
+        .route("/executions/{id}/logs", get(tasks::execution_logs))
+        .route(
+            "/executions/{id}/cancel",
+            axum::routing::post(tasks::cancel_execution),
         )
         .route("/deployments/{id}", get(components::get_deployment))
         .route(

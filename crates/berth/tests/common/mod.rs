@@ -15,6 +15,8 @@ pub struct ServerProc {
     pub url: String,
     /// The external gateway's base URL.
     pub gateway: String,
+    /// The internal gateway's address as the host sees it (`http://0.0.0.0:PORT`).
+    pub internal_gateway: String,
     pub data_dir: PathBuf,
     pub stdout: String,
     /// Server log lines (stderr), collected in the background.
@@ -35,6 +37,8 @@ impl ServerProc {
             "127.0.0.1:0",
             "--gateway-listen",
             "127.0.0.1:0",
+            "--internal-gateway-listen",
+            "0.0.0.0:0",
             "--log-format",
             "json",
             "--data-dir",
@@ -58,9 +62,10 @@ impl ServerProc {
         });
         let mut url = None;
         let mut gateway = None;
+        let mut internal = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
-        while url.is_none() || gateway.is_none() {
+        while url.is_none() || gateway.is_none() || internal.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|e| {
                 let status = child.try_wait().ok().flatten();
@@ -74,7 +79,10 @@ impl ServerProc {
                 let rest = &line[i + "berth listening on ".len()..];
                 url = Some(rest.split('"').next().unwrap().to_owned());
             }
-            if let Some(i) = line.find("gateway listening on http://") {
+            if let Some(i) = line.find("internal gateway listening on http://") {
+                let rest = &line[i + "internal gateway listening on ".len()..];
+                internal = Some(rest.split('"').next().unwrap().to_owned());
+            } else if let Some(i) = line.find("gateway listening on http://") {
                 let rest = &line[i + "gateway listening on ".len()..];
                 gateway = Some(rest.split('"').next().unwrap().to_owned());
             }
@@ -104,6 +112,7 @@ impl ServerProc {
             child,
             url: url.unwrap(),
             gateway: gateway.unwrap(),
+            internal_gateway: internal.unwrap(),
             data_dir: data_dir.to_owned(),
             stdout,
             logs: rx,
