@@ -139,7 +139,10 @@ pub fn parse_zone(zone: &str) -> Result<Tz, NameError> {
 fn parse_value(index: usize, text: &str) -> Result<u32, NameError> {
     let rule = &FIELDS[index];
     if text.is_empty() {
-        return Err(field_error(index, "empty value (check for a stray ',', '-' or '/')"));
+        return Err(field_error(
+            index,
+            "empty value (check for a stray ',', '-' or '/')",
+        ));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         let n: u32 = text
@@ -236,7 +239,10 @@ fn validate_field(index: usize, text: &str) -> Result<(), NameError> {
             }
             let n: u32 = step.parse().unwrap_or(u32::MAX);
             if n == 0 {
-                return Err(field_error(index, format!("step 0 in {item:?}: must be at least 1")));
+                return Err(field_error(
+                    index,
+                    format!("step 0 in {item:?}: must be at least 1"),
+                ));
             }
             if n > rule.max - rule.min + 1 {
                 return Err(field_error(
@@ -420,9 +426,7 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     fn next(expr: &str, zone: &str, after: &str, n: usize) -> Vec<String> {
@@ -639,11 +643,20 @@ mod tests {
             ("0 * * * * *", "has 6 field(s)"),
             ("60 * * * *", "field 1 (minute): 60 is out of range 0-59"),
             ("0 24 * * *", "field 2 (hour): 24 is out of range 0-23"),
-            ("0 0 0 * *", "field 3 (day of month): 0 is out of range 1-31"),
+            (
+                "0 0 0 * *",
+                "field 3 (day of month): 0 is out of range 1-31",
+            ),
             ("0 0 * 13 *", "field 4 (month): 13 is out of range 1-12"),
             ("0 0 * * 8", "field 5 (day of week): 8 is out of range 0-7"),
-            ("0 0 * FOO *", "field 4 (month): \"FOO\" is not a number 1-12 or a name JAN-DEC"),
-            ("0 0 L * *", "field 3 (day of month): \"L\" is not a number 1-31"),
+            (
+                "0 0 * FOO *",
+                "field 4 (month): \"FOO\" is not a number 1-12 or a name JAN-DEC",
+            ),
+            (
+                "0 0 L * *",
+                "field 3 (day of month): \"L\" is not a number 1-31",
+            ),
             ("0 0 * * 5#2", "not supported"),
             ("*/0 * * * *", "field 1 (minute): step 0"),
             ("5/10 * * * *", "field 1 (minute): \"5/10\": a step needs"),
@@ -672,7 +685,10 @@ mod tests {
         let e = Schedule::parse("* * * * *", "Mars/Olympus").unwrap_err();
         assert_eq!(e.field, "timeZone");
         assert!(e.message.contains("unknown time zone"), "{}", e.message);
-        assert_eq!(Schedule::parse("* * * * *", "").unwrap_err().field, "timeZone");
+        assert_eq!(
+            Schedule::parse("* * * * *", "").unwrap_err().field,
+            "timeZone"
+        );
         assert_eq!(
             Schedule::parse("@daily", "Europe/Berlin").unwrap().zone(),
             chrono_tz::Europe::Berlin

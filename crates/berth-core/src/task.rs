@@ -22,7 +22,10 @@ pub fn validate_args(field: &str, args: &[String]) -> Result<(), NameError> {
     if args.len() > ARGS_MAX {
         return Err(NameError::new(
             field,
-            format!("has {} arguments; at most {ARGS_MAX} are allowed", args.len()),
+            format!(
+                "has {} arguments; at most {ARGS_MAX} are allowed",
+                args.len()
+            ),
         ));
     }
     let total: usize = args.iter().map(String::len).sum();
@@ -177,7 +180,10 @@ mod tests {
             ("x'y z'w", &["xy zw"]),
             ("'' \"\" a", &["", "", "a"]),
             ("$HOME * ~ ; |", &["$HOME", "*", "~", ";", "|"]),
-            ("--name=value 'multi\nline'", &["--name=value", "multi\nline"]),
+            (
+                "--name=value 'multi\nline'",
+                &["--name=value", "multi\nline"],
+            ),
             ("ünï 'cödé'", &["ünï", "cödé"]),
         ];
         for (line, want) in cases {
@@ -190,7 +196,10 @@ mod tests {
     fn split_errors() {
         let e = split_args("args", "a 'b").unwrap_err();
         assert_eq!(e.field, "args");
-        assert!(e.message.contains("unterminated single quote starting at character 3"));
+        assert!(
+            e.message
+                .contains("unterminated single quote starting at character 3")
+        );
         assert!(
             split_args("args", "\"x")
                 .unwrap_err()

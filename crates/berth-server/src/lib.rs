@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod deploy;
 pub mod error;
 pub mod extract;
@@ -109,6 +110,8 @@ struct Inner {
     tasks: tasks::Tasks,
     /// Per-token rate of the CI deploy webhook.
     ci_limiter: api::ci::RateLimiter,
+    /// Signed-in console sessions.
+    sessions: console::session::Sessions,
 }
 
 /// Settings the services read at run time.
@@ -139,6 +142,7 @@ impl AppState {
                 runners: deploy::Runners::default(),
                 tasks: tasks::Tasks::default(),
                 ci_limiter: api::ci::RateLimiter::default(),
+                sessions: console::session::Sessions::default(),
             }),
         }
     }
@@ -161,6 +165,10 @@ impl AppState {
 
     pub(crate) fn ci_limiter(&self) -> &api::ci::RateLimiter {
         &self.inner.ci_limiter
+    }
+
+    pub(crate) fn sessions(&self) -> &console::session::Sessions {
+        &self.inner.sessions
     }
 
     /// The scheduler and the running task executions.
@@ -202,7 +210,10 @@ pub fn router(state: AppState) -> Router {
         // CI tokens are no user tokens: the webhook has its own authentication and audit.
         .nest("/api/v1/hooks", api::ci::hooks(state.clone()))
         .nest("/api/v1", v1)
-        .fallback(api::system::not_found)
+        // The console: server-rendered pages at `/`, `/login`, `/orgs/...`.
+        .merge(console::routes(state.clone()))
+        // Unknown `/api/...` paths answer JSON; others get the console's HTML 404.
+        .fallback(console::not_found)
         .method_not_allowed_fallback(api::system::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))

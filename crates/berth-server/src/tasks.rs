@@ -22,9 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::api::{
-    ConcurrencyPolicy, DeploymentStatus, ExecutionStatus, ExecutionTrigger,
-};
+use berth_core::api::{ConcurrencyPolicy, DeploymentStatus, ExecutionStatus, ExecutionTrigger};
 use berth_core::cron::Schedule;
 use berth_core::task::LOG_LIMIT;
 use berth_dataplane::engine::Engine;
@@ -77,18 +75,27 @@ impl ManualClock {
     }
 
     pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = at;
     }
 
     pub fn advance(&self, by: chrono::Duration) {
-        let mut t = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut t = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *t += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -210,13 +217,7 @@ pub async fn current_release(
 ) -> Result<Option<DeploymentWork>, berth_store::Error> {
     let ready = state
         .store()
-        .list_deployments(
-            target.org,
-            target.project,
-            target.component,
-            Some(env),
-            50,
-        )
+        .list_deployments(target.org, target.project, target.component, Some(env), 50)
         .await?
         .into_iter()
         .find(|d| d.status == DeploymentStatus::Ready);
@@ -251,7 +252,9 @@ async fn prune(state: &AppState, x: &ExecutionRecord) {
         .await
     {
         Ok(0) => {}
-        Ok(n) => debug!(component = %e.component, env = %e.environment, removed = n, "pruned executions"),
+        Ok(n) => {
+            debug!(component = %e.component, env = %e.environment, removed = n, "pruned executions")
+        }
         Err(err) => warn!(error = %err, "pruning executions failed"),
     }
 }
@@ -278,7 +281,9 @@ async fn finish(
                   env = %x.execution.environment, status = status.as_str(), ?exit_code, "execution ended");
         }
         Ok(false) => debug!(execution = %x.execution.id, "execution had ended already"),
-        Err(e) => error!(execution = %x.execution.id, error = %e, "recording the execution's end failed"),
+        Err(e) => {
+            error!(execution = %x.execution.id, error = %e, "recording the execution's end failed")
+        }
     }
     prune(state, x).await;
 }
@@ -378,7 +383,15 @@ async fn run_execution(
         Ok(s) => s,
         Err(reason) => {
             let reason = format!("cannot prepare the task: {reason}");
-            finish(state, record, ExecutionStatus::Failed, None, Some(&reason), None).await;
+            finish(
+                state,
+                record,
+                ExecutionStatus::Failed,
+                None,
+                Some(&reason),
+                None,
+            )
+            .await;
             return;
         }
     };
@@ -410,7 +423,15 @@ async fn run_execution(
         Ok(e) => e,
         Err(reason) => {
             let reason = format!("no container engine: {reason}");
-            finish(state, record, ExecutionStatus::Failed, None, Some(&reason), None).await;
+            finish(
+                state,
+                record,
+                ExecutionStatus::Failed,
+                None,
+                Some(&reason),
+                None,
+            )
+            .await;
             return;
         }
     };
@@ -474,7 +495,15 @@ async fn run_execution(
         }
         Ok(Err(e)) => {
             let reason = e.to_string();
-            finish(state, record, ExecutionStatus::Failed, None, Some(&reason), None).await;
+            finish(
+                state,
+                record,
+                ExecutionStatus::Failed,
+                None,
+                Some(&reason),
+                None,
+            )
+            .await;
         }
         Err(reason) => {
             // The runner stopped waiting; keep what the container printed, then kill it.
@@ -733,7 +762,15 @@ pub async fn recover(state: &AppState) {
         };
         if let Some(reason) = failed {
             warn!(execution = %x.id, %reason, "closing an execution after a restart");
-            finish(state, &record, ExecutionStatus::Failed, None, Some(&reason), None).await;
+            finish(
+                state,
+                &record,
+                ExecutionStatus::Failed,
+                None,
+                Some(&reason),
+                None,
+            )
+            .await;
         }
     }
 }

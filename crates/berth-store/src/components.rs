@@ -765,7 +765,16 @@ mod tests {
         let events = store.list_deployment_events(&d1.id, 0).await.unwrap();
         assert!(events.len() >= 2, "{events:?}");
 
-        // In use: the registry and the project cannot be deleted; the component can.
+        // In use: the environment, the registry and the project cannot be deleted; the
+        // component can.
+        let err = store
+            .delete_environment("default", "development")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict { .. }) && err.to_string().contains("shop/web"),
+            "{err}"
+        );
         let err = store.delete_registry("default", "local").await.unwrap_err();
         assert!(err.to_string().contains("shop/web"), "{err}");
         let err = store.delete_project("default", "shop").await.unwrap_err();

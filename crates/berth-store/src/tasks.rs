@@ -345,13 +345,12 @@ impl Store {
     /// Removes a schedule; false when there was none.
     pub async fn delete_schedule(&self, target: ComponentRef<'_>, env: &str) -> Result<bool> {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
-        let done = sqlx::query(
-            "DELETE FROM task_schedules WHERE component_id = ? AND environment_id = ?",
-        )
-        .bind(&component_id)
-        .bind(&env_id)
-        .execute(self.pool())
-        .await?;
+        let done =
+            sqlx::query("DELETE FROM task_schedules WHERE component_id = ? AND environment_id = ?")
+                .bind(&component_id)
+                .bind(&env_id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -423,10 +422,12 @@ impl Store {
     /// Records an execution outside any schedule (Run Now) and returns it.
     pub async fn insert_execution(&self, x: &NewExecution<'_>) -> Result<ExecutionRecord> {
         let mut tx = self.pool().begin().await?;
-        let id = insert_execution_tx(&mut tx, x).await?.ok_or_else(|| Error::Conflict {
-            message: "this slot already has an execution".into(),
-            field: None,
-        })?;
+        let id = insert_execution_tx(&mut tx, x)
+            .await?
+            .ok_or_else(|| Error::Conflict {
+                message: "this slot already has an execution".into(),
+                field: None,
+            })?;
         tx.commit().await?;
         self.get_execution(&id)
             .await?
@@ -740,18 +741,34 @@ mod tests {
             at: slot,
         };
         let next = Some(t("2026-01-01T00:10:00Z"));
-        let first = store.claim_slot(Some(slot), next, &x).await.unwrap().unwrap();
+        let first = store
+            .claim_slot(Some(slot), next, &x)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(first.execution.args, args);
         assert_eq!(first.execution.status, ExecutionStatus::Running);
         assert_eq!(first.deployment_id.as_deref(), Some(d.id.as_str()));
         // A second scheduler with the same view loses the compare-and-swap…
-        assert!(store.claim_slot(Some(slot), next, &x).await.unwrap().is_none());
+        assert!(
+            store
+                .claim_slot(Some(slot), next, &x)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // …and even one that wins it cannot record the slot twice.
         store
             .advance_schedule(&s.component_id, &s.environment_id, next, Some(slot))
             .await
             .unwrap();
-        assert!(store.claim_slot(Some(slot), next, &x).await.unwrap().is_none());
+        assert!(
+            store
+                .claim_slot(Some(slot), next, &x)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.running_executions().await.unwrap().len(), 1);
 
         let end = ExecutionEnd {
@@ -761,14 +778,32 @@ mod tests {
             logs: Some("task: exiting with 3\n"),
             at: t("2026-01-01T00:05:02.500Z"),
         };
-        assert!(store.finish_execution(&first.execution.id, &end).await.unwrap());
+        assert!(
+            store
+                .finish_execution(&first.execution.id, &end)
+                .await
+                .unwrap()
+        );
         // The first ending wins.
-        assert!(!store.finish_execution(&first.execution.id, &end).await.unwrap());
-        let got = store.get_execution(&first.execution.id).await.unwrap().unwrap();
+        assert!(
+            !store
+                .finish_execution(&first.execution.id, &end)
+                .await
+                .unwrap()
+        );
+        let got = store
+            .get_execution(&first.execution.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.execution.duration_ms, Some(2500));
         assert_eq!(got.execution.exit_code, Some(3));
         assert_eq!(
-            store.execution_logs(&first.execution.id).await.unwrap().as_deref(),
+            store
+                .execution_logs(&first.execution.id)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("task: exiting with 3\n")
         );
         let counts = store

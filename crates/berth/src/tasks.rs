@@ -66,11 +66,7 @@ async fn schedule_path(c: &Client, org: &str, t: TaskTarget) -> anyhow::Result<S
     ))
 }
 
-async fn put_schedule(
-    c: &Client,
-    path: &str,
-    body: &PutSchedule,
-) -> anyhow::Result<TaskSchedule> {
+async fn put_schedule(c: &Client, path: &str, body: &PutSchedule) -> anyhow::Result<TaskSchedule> {
     Ok(c.call(Method::PUT, path, Some(body)).await?)
 }
 
@@ -99,8 +95,9 @@ pub async fn task(cmd: TaskCmd, c: &Client, org: &str, printer: Printer) -> anyh
             wait,
         } => {
             let mut argv = match args {
-                Some(line) => berth_core::task::split_args("--args", &line)
-                    .map_err(|e| anyhow!("{}", e))?,
+                Some(line) => {
+                    berth_core::task::split_args("--args", &line).map_err(|e| anyhow!("{}", e))?
+                }
                 None => Vec::new(),
             };
             argv.extend(arg);
@@ -177,7 +174,10 @@ pub async fn task(cmd: TaskCmd, c: &Client, org: &str, printer: Printer) -> anyh
         }
         TaskCmd::Cancel { id } => {
             let x: Execution = c
-                .post(&format!("/api/v1/executions/{}/cancel", seg(&id)), &json!({}))
+                .post(
+                    &format!("/api/v1/executions/{}/cancel", seg(&id)),
+                    &json!({}),
+                )
                 .await?;
             printer.print(&x, EXECUTION_COLUMNS)
         }

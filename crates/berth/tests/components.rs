@@ -633,6 +633,9 @@ fn a_moved_tag_changes_nothing_until_the_next_deploy() {
     assert_eq!(digests, [v2.as_str(), v1.as_str()]);
 }
 
+/// A request that must be refused: method, path, body, status, field named, message part.
+type Case<'a> = (&'a str, String, Value, u16, Option<&'a str>, &'a str);
+
 #[test]
 fn bad_input_is_refused_precisely_and_delete_removes_everything() {
     let Some(env) = berth_testkit::env() else {
@@ -668,7 +671,7 @@ fn bad_input_is_refused_precisely_and_delete_removes_everything() {
         }
         body
     };
-    let cases: Vec<(&str, String, Value, u16, Option<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             components.to_owned(),

@@ -31,7 +31,7 @@ use berth_store::{CiPrincipal, ComponentRef, IdempotentAnswer, NewAuditEntry, Or
 use tracing::{error, info};
 
 use crate::AppState;
-use crate::api::components::{DeployWhat, deploy_component};
+use crate::api::components::{DeployWhat, component_or_404, deploy_component};
 use crate::auth::{Auth, bearer};
 use crate::error::{ApiError, ApiResult, REQUEST_ID};
 use crate::extract::Json;
@@ -55,32 +55,6 @@ fn unauthorized() -> ApiError {
     )
 }
 
-async fn component_exists(state: &AppState, target: ComponentRef<'_>) -> ApiResult<()> {
-    if state
-        .store()
-        .get_project(target.org, target.project)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "project {:?} not found in organization {:?}",
-            target.project, target.org
-        )));
-    }
-    if state
-        .store()
-        .get_component(target.org, target.project, target.component)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "component {:?} not found in project {:?}",
-            target.component, target.project
-        )));
-    }
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/ci-tokens", tag = "ci",
     responses((status = 200, body = List<CiToken>), (status = 404, body = berth_core::api::ApiError)))]
 pub async fn list_ci_tokens(
@@ -94,7 +68,7 @@ pub async fn list_ci_tokens(
         project: &project,
         component: &component,
     };
-    component_exists(&state, target).await?;
+    component_or_404(&state, &org, &project, &component).await?;
     Ok(Json(List {
         items: state.store().list_ci_tokens(target).await?,
     }))
@@ -117,7 +91,7 @@ pub async fn create_ci_token(
         project: &project,
         component: &component,
     };
-    component_exists(&state, target).await?;
+    component_or_404(&state, &org, &project, &component).await?;
     validate_name("name", &body.name)?;
     let expires_at = match body.expires_in_days {
         None => None,
@@ -153,7 +127,7 @@ pub async fn revoke_ci_token(
         project: &project,
         component: &component,
     };
-    component_exists(&state, target).await?;
+    component_or_404(&state, &org, &project, &component).await?;
     Ok(Json(state.store().revoke_ci_token(target, &id).await?))
 }
 
@@ -170,17 +144,7 @@ pub async fn ci_snippet(
     let kind: SnippetKind = kind.parse().map_err(|e: String| {
         ApiError::not_found(format!("no snippet here: {e}")).with_field("kind")
     })?;
-    let target = ComponentRef {
-        org: &org,
-        project: &project,
-        component: &component,
-    };
-    component_exists(&state, target).await?;
-    let c = state
-        .store()
-        .get_component(&org, &project, &component)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("component {component:?} not found")))?;
+    let c = component_or_404(&state, &org, &project, &component).await?;
     let image = ImageRef::parse(&c.image)
         .map_err(|e| ApiError::internal(format!("stored image {:?}: {e}", c.image)))?;
     let webhook_url = format!("{}{HOOK_PATH}", state.config().public_url);

@@ -24,7 +24,7 @@ use crate::extract::{Json, Query};
 
 type ComponentPath = Path<(String, String, String)>;
 
-async fn component_or_404(
+pub(crate) async fn component_or_404(
     state: &AppState,
     org: &str,
     project: &str,

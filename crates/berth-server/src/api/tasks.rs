@@ -115,10 +115,7 @@ async fn env_or_first(state: &AppState, org: &str, env: Option<&str>) -> ApiResu
             ),
         )),
         None => envs.first().map(|e| e.name.clone()).ok_or_else(|| {
-            ApiError::validation(
-                "env",
-                format!("organization {org:?} has no environments"),
-            )
+            ApiError::validation("env", format!("organization {org:?} has no environments"))
         }),
     }
 }

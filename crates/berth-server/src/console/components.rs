@@ -1,0 +1,809 @@
+//! Creating components (with a live image-reference preview) and the component page: the
+//! Build Area (Update Image Tag / Update Image URL / Previous Images), environment cards with
+//! Promote, and the events of the latest deployment, polled while it runs.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use berth_core::api::{
+    Component, ComponentType, CreateComponent, DeployRequest, Deployment, DeploymentEvent, Org,
+    Project, PromoteRequest, Registry,
+};
+use berth_core::reference::{DEFAULT_DOMAIN, DEFAULT_TAG, ImageRef};
+use serde::Deserialize;
+
+use super::overview::{Done, org_or_404};
+use super::{
+    Chrome, Console, Form, NAME_RULE, PageError, PageResult, Problem, non_empty, render,
+    render_status, see_other, short_digest,
+};
+use crate::AppState;
+use crate::api::components::{DeploymentsQuery, EventsQuery};
+use crate::api::registries::TagsQuery;
+use crate::extract::Json;
+
+type ComponentPath = Path<(String, String, String)>;
+
+const TYPES: [(&str, &str, &str); 4] = [
+    (
+        "service",
+        "Service",
+        "a long-running server reached through its endpoints",
+    ),
+    (
+        "web-app",
+        "Web App",
+        "a website, served at its own host name",
+    ),
+    (
+        "scheduled-task",
+        "Scheduled Task",
+        "runs to completion on a cron schedule",
+    ),
+    (
+        "manual-task",
+        "Manual Task",
+        "runs to completion when started",
+    ),
+];
+
+fn parse_kind(s: &str) -> Option<ComponentType> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+async fn project_or_404(state: &AppState, org: &str, project: &str) -> PageResult<Project> {
+    state
+        .store()
+        .get_project(org, project)
+        .await?
+        .ok_or_else(|| {
+            PageError::new(
+                StatusCode::NOT_FOUND,
+                format!("Project {project:?} not found in organization {org:?}."),
+            )
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image reference preview
+
+/// How berth reads an image URL, for the preview under the field.
+pub struct ParsedView {
+    normalized: String,
+    host: String,
+    path: String,
+    tag: Option<String>,
+    digest: Option<String>,
+    default_domain: bool,
+    default_library: bool,
+    default_tag: bool,
+}
+
+#[derive(Default)]
+pub struct PreviewView {
+    parsed: Option<ParsedView>,
+    error: Option<String>,
+    registry_note: Option<String>,
+}
+
+/// Parses `input` with the same [`ImageRef`] the API uses and says which defaults applied.
+fn preview_of(input: &str, registry: Option<&Registry>) -> PreviewView {
+    let input = input.trim();
+    if input.is_empty() {
+        return PreviewView::default();
+    }
+    let parsed = match ImageRef::parse(input) {
+        Ok(p) => p,
+        Err(e) => {
+            return PreviewView {
+                error: Some(e.to_string()),
+                ..PreviewView::default()
+            };
+        }
+    };
+    let name_part = input.split('@').next().unwrap_or(input);
+    let explicit_hub = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|p| name_part.strip_prefix(p));
+    let default_domain = parsed.domain() == DEFAULT_DOMAIN && explicit_hub.is_none();
+    let after_domain = explicit_hub.unwrap_or(name_part);
+    let default_library = parsed.domain() == DEFAULT_DOMAIN
+        && parsed.path().starts_with("library/")
+        && !after_domain.starts_with("library/");
+    let last = name_part.rsplit('/').next().unwrap_or(name_part);
+    let default_tag = parsed.tag() == Some(DEFAULT_TAG) && !last.contains(':');
+    let host = parsed.registry_host();
+    let registry_note = registry.map(|r| {
+        if r.host == host {
+            format!(
+                "Pulled through registry {} ({}).",
+                r.display_name, r.host
+            )
+        } else {
+            format!(
+                "Registry {} serves {}, but this image is on {host}: choose a registry for {host}.",
+                r.display_name, r.host
+            )
+        }
+    });
+    PreviewView {
+        parsed: Some(ParsedView {
+            normalized: parsed.normalized(),
+            host,
+            path: parsed.path().to_owned(),
+            tag: parsed.tag().map(str::to_owned),
+            digest: parsed.digest().map(str::to_owned),
+            default_domain,
+            default_library,
+            default_tag,
+        }),
+        error: None,
+        registry_note,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/image_preview.html")]
+struct PreviewFragment {
+    preview: PreviewView,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreviewQuery {
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    registry: String,
+}
+
+async fn registries(state: &AppState, c: &Console, org: &str) -> PageResult<Vec<Registry>> {
+    let Json(list) = crate::api::registries::list_registries(
+        State(state.clone()),
+        c.auth(),
+        Path(org.to_owned()),
+    )
+    .await?;
+    Ok(list.items)
+}
+
+/// `GET /orgs/{org}/image-preview?image=…&registry=…` (htmx, as you type).
+pub async fn preview(
+    State(state): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    Query(q): Query<PreviewQuery>,
+) -> PageResult {
+    let registries = registries(&state, &c, &org).await?;
+    let registry = registries.iter().find(|r| r.name == q.registry);
+    render(&PreviewFragment {
+        preview: preview_of(&q.image, registry),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create component
+
+#[derive(Debug, Deserialize)]
+pub struct ComponentForm {
+    #[serde(default = "default_kind", rename = "type")]
+    kind: String,
+    #[serde(default)]
+    registry: String,
+    #[serde(default)]
+    image: String,
+    #[serde(default, rename = "displayName")]
+    display_name: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    port: String,
+}
+
+fn default_kind() -> String {
+    "service".into()
+}
+
+#[derive(Template)]
+#[template(path = "console/component_new.html")]
+struct NewComponentPage {
+    chrome: Chrome,
+    csrf: String,
+    org: Org,
+    project: Project,
+    registries: Vec<Registry>,
+    types: [(&'static str, &'static str, &'static str); 4],
+    form: ComponentForm,
+    preview: PreviewView,
+    problem: Problem,
+    name_rule: &'static str,
+}
+
+async fn new_component_page(
+    state: &AppState,
+    c: &Console,
+    org: &str,
+    project: &str,
+    status: StatusCode,
+    mut form: ComponentForm,
+    problem: Problem,
+) -> PageResult {
+    let org = org_or_404(state, org).await?;
+    let project = project_or_404(state, &org.name, project).await?;
+    let registries = registries(state, c, &org.name).await?;
+    if form.registry.is_empty()
+        && let Some(first) = registries.first()
+    {
+        form.registry = first.name.clone();
+    }
+    let preview = preview_of(
+        &form.image,
+        registries.iter().find(|r| r.name == form.registry),
+    );
+    let page = NewComponentPage {
+        chrome: c.chrome(&org.name, "overview", "Create a component"),
+        csrf: c.csrf.clone(),
+        org,
+        project,
+        registries,
+        types: TYPES,
+        form,
+        preview,
+        problem,
+        name_rule: NAME_RULE,
+    };
+    render_status(status, &page)
+}
+
+/// `GET /orgs/{org}/projects/{project}/new-component`.
+pub async fn new_page(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project)): Path<(String, String)>,
+) -> PageResult {
+    let form = ComponentForm {
+        kind: default_kind(),
+        registry: String::new(),
+        image: String::new(),
+        display_name: String::new(),
+        name: String::new(),
+        description: String::new(),
+        port: String::new(),
+    };
+    new_component_page(
+        &state,
+        &c,
+        &org,
+        &project,
+        StatusCode::OK,
+        form,
+        Problem::default(),
+    )
+    .await
+}
+
+/// `POST /orgs/{org}/projects/{project}/components`: the API's create-component (which
+/// resolves the tag on the registry before it accepts).
+pub async fn create(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project)): Path<(String, String)>,
+    Form(form): Form<ComponentForm>,
+) -> PageResult {
+    let field_problem = |field: &str, message: String| Problem {
+        message: Some(format!("{field}: {message}")),
+        field: Some(field.to_owned()),
+    };
+    let Some(kind) = parse_kind(&form.kind) else {
+        let p = field_problem("type", format!("{:?} is not a component type", form.kind));
+        return new_component_page(
+            &state,
+            &c,
+            &org,
+            &project,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+            p,
+        )
+        .await;
+    };
+    let port = match non_empty(&form.port).map(|p| p.parse::<u16>()) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => {
+            let p = field_problem("port", "must be a number between 1 and 65535".into());
+            return new_component_page(
+                &state,
+                &c,
+                &org,
+                &project,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                p,
+            )
+            .await;
+        }
+    };
+    let body = CreateComponent {
+        name: form.name.trim().to_owned(),
+        display_name: non_empty(&form.display_name),
+        description: non_empty(&form.description),
+        kind,
+        registry: form.registry.trim().to_owned(),
+        image: form.image.trim().to_owned(),
+        port,
+        no_verify: false,
+    };
+    let name = body.name.clone();
+    match crate::api::components::create_component(
+        State(state.clone()),
+        c.auth(),
+        Path((org.clone(), project.clone())),
+        Json(body),
+    )
+    .await
+    {
+        Ok(_) => Ok(see_other(&format!(
+            "/orgs/{org}/projects/{project}/components/{name}?done=created"
+        ))),
+        Err(e) => {
+            new_component_page(
+                &state,
+                &c,
+                &org,
+                &project,
+                e.status,
+                form,
+                Problem::from_api(&e),
+            )
+            .await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Component page
+
+pub struct EnvView {
+    name: String,
+    display_name: String,
+    /// Status of the newest deployment, or `none`.
+    status: String,
+    /// Why the newest deployment failed.
+    reason: Option<String>,
+    serving: Option<String>,
+    serving_label: String,
+    url: Option<String>,
+    /// The next environment (name, display name) when something runs here to promote.
+    promote_to: Option<(String, String)>,
+}
+
+/// The part of the component page that refreshes itself.
+pub struct LiveView {
+    base: String,
+    csrf: String,
+    envs: Vec<EnvView>,
+    latest: Option<Deployment>,
+    latest_digest: String,
+    events: Vec<DeploymentEvent>,
+    /// Something is still in progress: keep polling.
+    polling: bool,
+    promote_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/component_live.html")]
+struct LiveFragment {
+    live: LiveView,
+}
+
+pub struct PreviousView {
+    release: String,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/component.html")]
+struct ComponentPage {
+    chrome: Chrome,
+    csrf: String,
+    org: Org,
+    project: Project,
+    component: Component,
+    base: String,
+    repository: String,
+    current_tag: String,
+    first_env: String,
+    previous: Vec<PreviousView>,
+    live: LiveView,
+    notice: Option<String>,
+    deploy_problem: Problem,
+}
+
+fn base_url(org: &str, project: &str, component: &str) -> String {
+    format!("/orgs/{org}/projects/{project}/components/{component}")
+}
+
+async fn live_view(
+    state: &AppState,
+    c: &Console,
+    (org, project, name): (&str, &str, &str),
+    promote_error: Option<String>,
+) -> PageResult<LiveView> {
+    let path = || Path((org.to_owned(), project.to_owned(), name.to_owned()));
+    let Json(states) =
+        crate::api::components::environments(State(state.clone()), c.auth(), path()).await?;
+    let envs = state.store().list_environments(org).await?;
+    let mut views = Vec::new();
+    let mut polling = false;
+    for s in states.items {
+        let display_name = envs
+            .iter()
+            .find(|e| e.name == s.environment)
+            .map_or_else(|| s.environment.clone(), |e| e.display_name.clone());
+        let next = envs
+            .iter()
+            .position(|e| e.name == s.environment)
+            .and_then(|p| envs.get(p + 1));
+        if s.latest.as_ref().is_some_and(|d| !d.status.is_final()) {
+            polling = true;
+        }
+        let reason = s
+            .latest
+            .as_ref()
+            .filter(|d| d.status != berth_core::api::DeploymentStatus::Ready)
+            .and_then(|d| d.reason.clone());
+        let serving_label = s.current.as_ref().map_or_else(String::new, |d| {
+            match &d.tag {
+                Some(t) => format!("{t} @ {}", short_digest(&d.digest)),
+                None => short_digest(&d.digest),
+            }
+        });
+        views.push(EnvView {
+            display_name,
+            status: s
+                .latest
+                .as_ref()
+                .map_or("none", |d| d.status.as_str())
+                .to_owned(),
+            reason,
+            serving: s.current.as_ref().map(|d| d.digest.clone()),
+            serving_label,
+            url: s.url,
+            promote_to: s
+                .current
+                .as_ref()
+                .and(next)
+                .map(|n| (n.name.clone(), n.display_name.clone())),
+            name: s.environment,
+        });
+    }
+    let Json(latest) = crate::api::components::list_deployments(
+        State(state.clone()),
+        c.auth(),
+        path(),
+        crate::extract::Query(DeploymentsQuery {
+            env: None,
+            limit: Some(1),
+        }),
+    )
+    .await?;
+    let latest = latest.items.into_iter().next();
+    let events = match &latest {
+        Some(d) => {
+            if !d.status.is_final() {
+                polling = true;
+            }
+            let Json(list) = crate::api::components::deployment_events(
+                State(state.clone()),
+                c.auth(),
+                Path(d.id.clone()),
+                crate::extract::Query(EventsQuery { after: None }),
+            )
+            .await?;
+            list.items
+        }
+        None => Vec::new(),
+    };
+    Ok(LiveView {
+        base: base_url(org, project, name),
+        csrf: c.csrf.clone(),
+        envs: views,
+        latest_digest: latest
+            .as_ref()
+            .map(|d| short_digest(&d.digest))
+            .unwrap_or_default(),
+        latest,
+        events,
+        polling,
+        promote_error,
+    })
+}
+
+struct PageExtras {
+    status: StatusCode,
+    notice: Option<String>,
+    deploy_problem: Problem,
+    promote_error: Option<String>,
+}
+
+async fn component_page(
+    state: &AppState,
+    c: &Console,
+    (org, project, name): (&str, &str, &str),
+    extras: PageExtras,
+) -> PageResult {
+    let org = org_or_404(state, org).await?;
+    let project = project_or_404(state, &org.name, project).await?;
+    let Json(component) = crate::api::components::get_component(
+        State(state.clone()),
+        c.auth(),
+        Path((org.name.clone(), project.name.clone(), name.to_owned())),
+    )
+    .await?;
+    let (repository, current_tag) = match ImageRef::parse(&component.image) {
+        Ok(i) => (i.name(), i.tag().unwrap_or_default().to_owned()),
+        Err(_) => (component.image.clone(), String::new()),
+    };
+    let Json(previous) = crate::api::components::previous_images(
+        State(state.clone()),
+        c.auth(),
+        Path((org.name.clone(), project.name.clone(), name.to_owned())),
+    )
+    .await?;
+    let previous = previous
+        .items
+        .into_iter()
+        .map(|p| PreviousView {
+            label: format!(
+                "{} @ {} (last deployed {})",
+                p.tag.as_deref().unwrap_or("untagged"),
+                short_digest(&p.digest),
+                p.last_deployed_at
+            ),
+            release: p.release,
+        })
+        .collect();
+    let first_env = state
+        .store()
+        .list_environments(&org.name)
+        .await?
+        .first()
+        .map(|e| e.display_name.clone())
+        .unwrap_or_default();
+    let live = live_view(
+        state,
+        c,
+        (&org.name, &project.name, name),
+        extras.promote_error,
+    )
+    .await?;
+    let page = ComponentPage {
+        chrome: c.chrome(&org.name, "overview", component.display_name.clone()),
+        csrf: c.csrf.clone(),
+        base: base_url(&org.name, &project.name, name),
+        org,
+        project,
+        component,
+        repository,
+        current_tag,
+        first_env,
+        previous,
+        live,
+        notice: extras.notice,
+        deploy_problem: extras.deploy_problem,
+    };
+    render_status(extras.status, &page)
+}
+
+/// `GET …/components/{component}`.
+pub async fn page(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project, name)): ComponentPath,
+    Query(done): Query<Done>,
+) -> PageResult {
+    let notice = match done.done.as_deref() {
+        Some("created") => Some("Component created. Pick a tag and deploy it.".to_owned()),
+        Some("deployed") => Some("Deployment started; its progress shows below.".to_owned()),
+        Some("unchanged") => Some(
+            "Nothing to deploy: that digest is already deployed. Tick “Deploy even if…” to roll it out again."
+                .to_owned(),
+        ),
+        Some("promoted") => Some("Promotion started; its progress shows below.".to_owned()),
+        _ => None,
+    };
+    component_page(
+        &state,
+        &c,
+        (&org, &project, &name),
+        PageExtras {
+            status: StatusCode::OK,
+            notice,
+            deploy_problem: Problem::default(),
+            promote_error: None,
+        },
+    )
+    .await
+}
+
+/// `GET …/live`: environment cards and the latest deployment's events (htmx polling).
+pub async fn live(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project, name)): ComponentPath,
+) -> PageResult {
+    let live = live_view(&state, &c, (&org, &project, &name), None).await?;
+    render(&LiveFragment { live })
+}
+
+#[derive(Template)]
+#[template(path = "console/tags.html")]
+struct TagsFragment {
+    repository: String,
+    tags: Vec<String>,
+    current: String,
+    error: Option<String>,
+}
+
+/// `GET …/tags`: the tags of the component's repository, from its registry (htmx, on load).
+pub async fn tags(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project, name)): ComponentPath,
+) -> PageResult {
+    let Json(component) = crate::api::components::get_component(
+        State(state.clone()),
+        c.auth(),
+        Path((org.clone(), project, name)),
+    )
+    .await?;
+    let image = ImageRef::parse(&component.image).map_err(|e| {
+        PageError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the component's image does not parse: {e}"),
+        )
+    })?;
+    let current = image.tag().unwrap_or_default().to_owned();
+    let result = crate::api::registries::list_tags(
+        State(state.clone()),
+        c.auth(),
+        Path((org, component.registry.clone())),
+        crate::extract::Query(TagsQuery {
+            repository: image.path().to_owned(),
+        }),
+    )
+    .await;
+    let (tags, error) = match result {
+        Ok(Json(t)) => {
+            let mut tags = t.tags;
+            // Newest-looking first is a guess; the registry's order is lexical. Keep the
+            // current tag easy to find by listing it first.
+            tags.sort_by(|a, b| (b == &current).cmp(&(a == &current)).then(a.cmp(b)));
+            (tags, None)
+        }
+        Err(e) => (Vec::new(), Some(e.message)),
+    };
+    render(&TagsFragment {
+        repository: image.name(),
+        tags,
+        current,
+        error,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeployForm {
+    #[serde(default)]
+    what: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    previous: String,
+    #[serde(default)]
+    force: Option<String>,
+}
+
+/// `POST …/deploy`: Update Image Tag / Update Image URL / Previous Images through the API's
+/// deploy (the shared deploy path).
+pub async fn deploy(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project, name)): ComponentPath,
+    Form(form): Form<DeployForm>,
+) -> PageResult {
+    let mut body = DeployRequest {
+        force: form.force.is_some(),
+        ..DeployRequest::default()
+    };
+    match form.what.as_str() {
+        "tag" => body.tag = Some(form.tag.trim().to_owned()),
+        "image" => body.image = Some(form.image.trim().to_owned()),
+        "previous" => body.previous = Some(form.previous.trim().to_owned()),
+        _ => {}
+    }
+    let result = crate::api::components::deploy(
+        State(state.clone()),
+        c.auth(),
+        Path((org.clone(), project.clone(), name.clone())),
+        Json(body),
+    )
+    .await;
+    match result {
+        Ok((_, Json(accepted))) => {
+            let done = if accepted.created {
+                "deployed"
+            } else {
+                "unchanged"
+            };
+            Ok(see_other(&format!(
+                "{}?done={done}",
+                base_url(&org, &project, &name)
+            )))
+        }
+        Err(e) => {
+            component_page(
+                &state,
+                &c,
+                (&org, &project, &name),
+                PageExtras {
+                    status: e.status,
+                    notice: None,
+                    deploy_problem: Problem::from_api(&e),
+                    promote_error: None,
+                },
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PromoteForm {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST …/promote`: the API's promote (what is ready in `from` goes to `to`).
+pub async fn promote(
+    State(state): State<AppState>,
+    c: Console,
+    Path((org, project, name)): ComponentPath,
+    Form(form): Form<PromoteForm>,
+) -> PageResult {
+    let result = crate::api::components::promote(
+        State(state.clone()),
+        c.auth(),
+        Path((org.clone(), project.clone(), name.clone())),
+        Json(PromoteRequest {
+            from: form.from,
+            to: form.to,
+        }),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(see_other(&format!(
+            "{}?done=promoted",
+            base_url(&org, &project, &name)
+        ))),
+        Err(e) => {
+            component_page(
+                &state,
+                &c,
+                (&org, &project, &name),
+                PageExtras {
+                    status: e.status,
+                    notice: None,
+                    deploy_problem: Problem::default(),
+                    promote_error: Some(e.message),
+                },
+            )
+            .await
+        }
+    }
+}

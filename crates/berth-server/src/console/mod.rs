@@ -1,0 +1,540 @@
+//! The web console: server-rendered pages (askama) over the same handlers the API serves, with
+//! htmx (vendored, embedded) for partial updates. No JavaScript build step, nothing to install
+//! besides the `berth` binary.
+//!
+//! Pages never re-implement a rule: they turn a form into the API's request type, call the API
+//! handler, and show its answer — or its error next to the field it names.
+//!
+//! Security: sessions are random ids in `HttpOnly; SameSite=Strict` cookies ([`session`]); every
+//! POST carries the session's CSRF token (hidden field `csrf` or header `X-CSRF-Token`),
+//! compared in constant time, and a cross-site `Origin`/`Sec-Fetch-Site` is refused outright.
+//! Pages are sent with a strict Content-Security-Policy (no inline script at all). Mutating
+//! console requests are audited like API ones.
+
+pub mod assets;
+mod components;
+mod login;
+mod overview;
+mod registries;
+pub mod session;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use berth_core::role::Role;
+use berth_store::{NewAuditEntry, Principal};
+use serde::de::DeserializeOwned;
+use tracing::{debug, error};
+
+use crate::AppState;
+use crate::error::{ApiError, REQUEST_ID};
+use session::{SESSION_COOKIE, cookie, tokens_match};
+
+/// The console's routes. Sign-in and assets are public; everything else needs a session.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let org = "/orgs/{org}";
+    let component = "/orgs/{org}/projects/{project}/components/{component}";
+    let protected = Router::new()
+        .route("/", get(overview::home))
+        .route("/logout", post(login::logout))
+        .route(org, get(overview::overview))
+        .route(&format!("{org}/projects"), post(overview::create_project))
+        .route(
+            &format!("{org}/settings/registries"),
+            get(registries::page).post(registries::create),
+        )
+        .route(
+            &format!("{org}/settings/registries/{{registry}}/test"),
+            post(registries::test),
+        )
+        .route(
+            &format!("{org}/settings/registries/{{registry}}/delete"),
+            post(registries::delete),
+        )
+        .route(&format!("{org}/image-preview"), get(components::preview))
+        .route(
+            &format!("{org}/projects/{{project}}/new-component"),
+            get(components::new_page),
+        )
+        .route(
+            &format!("{org}/projects/{{project}}/components"),
+            post(components::create),
+        )
+        .route(component, get(components::page))
+        .route(&format!("{component}/live"), get(components::live))
+        .route(&format!("{component}/tags"), get(components::tags))
+        .route(&format!("{component}/deploy"), post(components::deploy))
+        .route(&format!("{component}/promote"), post(components::promote))
+        .layer(middleware::from_fn_with_state(state, guard));
+    Router::new()
+        .route("/login", get(login::page).post(login::login))
+        .route("/assets/{name}", get(assets::asset))
+        .merge(protected)
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Answers an unknown path: JSON under `/api/`, an HTML page elsewhere.
+pub async fn not_found(uri: OriginalUri) -> Response {
+    let path = uri.0.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return crate::api::system::not_found().await.into_response();
+    }
+    let mut resp = PageError::new(StatusCode::NOT_FOUND, "There is no page at this address.")
+        .into_response();
+    add_security_headers(resp.headers_mut());
+    resp
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn add_security_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    // Pages carry CSRF tokens and private data: never cache them (assets set their own).
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    add_security_headers(resp.headers_mut());
+    resp
+}
+
+/// The signed-in user of a console request (put there by [`guard`]).
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub principal: Principal,
+    pub csrf: String,
+}
+
+impl Console {
+    /// The API's view of the caller, for calling API handlers.
+    fn auth(&self) -> crate::auth::Auth {
+        crate::auth::Auth(self.principal.clone())
+    }
+
+    fn chrome(&self, org: &str, section: &'static str, title: impl Into<String>) -> Chrome {
+        Chrome {
+            title: title.into(),
+            org: org.to_owned(),
+            section,
+            css_url: assets::css_url(),
+            js_url: assets::js_url(),
+            signed_in: Some(Signed {
+                user: self.principal.user.clone(),
+                role: role_name(self.principal.role),
+                csrf: self.csrf.clone(),
+            }),
+        }
+    }
+}
+
+fn role_name(role: Role) -> String {
+    role.to_string()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Console {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageError> {
+        parts.extensions.get::<Console>().cloned().ok_or_else(|| {
+            PageError::new(StatusCode::UNAUTHORIZED, "Sign in to use the console.")
+        })
+    }
+}
+
+/// What every page's layout needs.
+pub struct Chrome {
+    pub title: String,
+    /// The organization in the navigation; empty for none.
+    pub org: String,
+    /// Which navigation entry is current.
+    pub section: &'static str,
+    pub css_url: &'static str,
+    pub js_url: &'static str,
+    pub signed_in: Option<Signed>,
+}
+
+impl Chrome {
+    /// Layout for pages without a session (sign-in, errors).
+    fn anonymous(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            org: String::new(),
+            section: "",
+            css_url: assets::css_url(),
+            js_url: assets::js_url(),
+            signed_in: None,
+        }
+    }
+}
+
+pub struct Signed {
+    pub user: String,
+    pub role: String,
+    pub csrf: String,
+}
+
+/// An error the API returned for a form, shown at the top and next to the field it names.
+#[derive(Debug, Default)]
+pub struct Problem {
+    message: Option<String>,
+    field: Option<String>,
+}
+
+impl Problem {
+    fn from_api(e: &ApiError) -> Self {
+        Self {
+            message: Some(e.message.clone()),
+            field: e.field.clone(),
+        }
+    }
+
+    fn message(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            field: None,
+        }
+    }
+
+    /// The message, if any.
+    pub fn any(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// Whether the error is about `field` (or a part of it, like `dockerConfig.auths`).
+    pub fn invalid(&self, field: &str) -> bool {
+        self.field.as_deref().is_some_and(|f| {
+            f == field
+                || f.strip_prefix(field)
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        })
+    }
+
+    /// The message when it is about `field`.
+    pub fn on(&self, field: &str) -> Option<&str> {
+        if self.invalid(field) {
+            self.message.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// An error page.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        if e.status.is_server_error() {
+            error!(status = %e.status, code = e.code, message = %e.message, "console request failed");
+        }
+        Self::new(e.status, e.message)
+    }
+}
+
+impl From<berth_store::Error> for PageError {
+    fn from(e: berth_store::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let heading = match self.status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::UNAUTHORIZED => "Sign in",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "That did not work",
+        };
+        let page = ErrorPage {
+            chrome: Chrome::anonymous(heading),
+            heading,
+            message: &self.message,
+        };
+        match page.render() {
+            Ok(html) => (self.status, Html(html)).into_response(),
+            Err(e) => {
+                error!(error = %e, "rendering the error page failed");
+                (self.status, self.message).into_response()
+            }
+        }
+    }
+}
+
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// Renders a template as a page with `status`.
+fn render_status<T: Template>(status: StatusCode, t: &T) -> PageResult {
+    let html = t.render().map_err(|e| {
+        error!(error = %e, "rendering a console template failed");
+        PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "rendering the page failed")
+    })?;
+    Ok((status, Html(html)).into_response())
+}
+
+fn render<T: Template>(t: &T) -> PageResult {
+    render_status(StatusCode::OK, t)
+}
+
+/// 303 See Other: the answer to a successful form POST.
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// Whether htmx sent the request (it wants a fragment, not a page).
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// A form body (`application/x-www-form-urlencoded`); a malformed one is a 400 page.
+pub struct Form<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| Form(f.0))
+            .map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// An empty form field is an absent one.
+fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// The first 12 hex digits of a digest, for display.
+fn short_digest(digest: &str) -> String {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    hex.chars().take(12).collect()
+}
+
+/// Percent-encodes a path+query for the `next` parameter.
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Only same-site paths are followed after sign-in (no `//host`, no scheme).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '\r', '\n']) {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn secure_cookies(state: &AppState) -> bool {
+    state.config().public_url.starts_with("https://")
+}
+
+/// Where the browser was sent to sign in.
+fn to_login(req: &Request) -> Response {
+    let path_and_query = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().clone(), |u| u.0.clone());
+    let next = path_and_query
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let login = if req.method() == Method::GET && next != "/" && !is_htmx(req.headers()) {
+        format!("/login?next={}", encode_component(&next))
+    } else {
+        "/login".to_owned()
+    };
+    if is_htmx(req.headers()) {
+        // htmx follows HX-Redirect with a full page load.
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(HeaderName::from_static("hx-redirect"), login)],
+        )
+            .into_response();
+    }
+    Redirect::to(&login).into_response()
+}
+
+/// Refuses requests a browser marks as cross-site (defence in depth; the CSRF token decides).
+fn cross_site(headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+    {
+        return true;
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => {
+            let origin_host = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            origin_host != Some(host)
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// The CSRF token a POST presents: the `X-CSRF-Token` header (htmx) or the `csrf` form field.
+fn presented_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if let Some(v) = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        return Some(v.to_owned());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return None;
+    }
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v)
+}
+
+fn source_of(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// Writes the audit row of a mutating console request.
+async fn audit(state: &AppState, actor: &str, method: &Method, path: &str, status: StatusCode, source: &str) {
+    let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    let entry = NewAuditEntry {
+        actor,
+        method: method.as_str(),
+        path,
+        status: status.as_u16(),
+        request_id: &request_id,
+        source,
+    };
+    if let Err(e) = state.store().insert_audit(&entry).await {
+        error!(error = %e, %path, "writing the audit row failed");
+    }
+}
+
+/// Session check for every protected route; for POSTs also the CSRF check and the audit row.
+async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(id) = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned) else {
+        return to_login(&req);
+    };
+    let Some(session) = state.sessions().get(&id) else {
+        return to_login(&req);
+    };
+    let principal = match state.store().authenticate(session.token.expose()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            // The token was revoked or expired: the session goes with it.
+            state.sessions().remove(&id);
+            return to_login(&req);
+        }
+        Err(e) => return PageError::from(e).into_response(),
+    };
+    let method = req.method().clone();
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_owned(), |u| u.0.path().to_owned());
+    let source = source_of(&req);
+    if mutating {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, crate::extract::MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large")
+                    .into_response();
+            }
+        };
+        let ok = !cross_site(&parts.headers)
+            && presented_csrf(&parts.headers, &bytes)
+                .is_some_and(|t| tokens_match(&session.csrf, &t));
+        if !ok {
+            debug!(%path, "console POST without a valid CSRF token");
+            let resp = PageError::new(
+                StatusCode::FORBIDDEN,
+                "This form is stale or came from another site (CSRF check failed). Reload the page and try again.",
+            )
+            .into_response();
+            audit(&state, &principal.actor(), &method, &path, resp.status(), &source).await;
+            return resp;
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    let actor = principal.actor();
+    req.extensions_mut().insert(Console {
+        principal,
+        csrf: session.csrf,
+    });
+    let resp = next.run(req).await;
+    if mutating {
+        audit(&state, &actor, &method, &path, resp.status(), &source).await;
+    }
+    resp
+}
+
+/// The name rule, as shown next to name fields.
+const NAME_RULE: &str = "Lowercase letters, digits and '-', starting with a letter, at most 40 characters, no '--' and no '-' at the end.";
+
+#[cfg(test)]
+mod tests;
