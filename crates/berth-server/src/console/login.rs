@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, clear_cookie, cookie, random_hex, set_cookie, tokens_match,
 };
-use super::{Chrome, Form, PageError, PageResult, audit, cross_site, render_status, safe_next};
+use super::{
+    Chrome, Form, PageError, PageResult, Source, audit, cross_site, render_status, safe_next,
+};
 use crate::AppState;
 
 #[derive(Template)]
@@ -86,10 +88,9 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    connect: Option<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+    Source(source): Source,
     Form(form): Form<LoginForm>,
 ) -> PageResult {
-    let source = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if cross_site(&headers) || !tokens_match(expected, &form.csrf) {
         let resp = PageError::new(

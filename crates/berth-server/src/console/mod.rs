@@ -451,10 +451,21 @@ fn presented_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-fn source_of(req: &Request) -> String {
-    req.extensions()
+fn source_of(extensions: &axum::http::Extensions) -> String {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// The client's address for the audit log (`unknown` without connect info, as in tests).
+pub struct Source(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(source_of(&parts.extensions)))
+    }
 }
 
 /// Writes the audit row of a mutating console request.
@@ -496,7 +507,7 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         .extensions()
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().path().to_owned(), |u| u.0.path().to_owned());
-    let source = source_of(&req);
+    let source = source_of(req.extensions());
     if mutating {
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, crate::extract::MAX_BODY_BYTES).await {

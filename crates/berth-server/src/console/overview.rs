@@ -79,7 +79,7 @@ struct OverviewPage {
 #[derive(Debug, Deserialize)]
 pub struct Done {
     #[serde(default)]
-    done: Option<String>,
+    pub(super) done: Option<String>,
 }
 
 async fn overview_page(
