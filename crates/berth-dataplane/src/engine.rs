@@ -306,7 +306,10 @@ impl Engine {
         let c = self.client().await?;
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{}=true", label::MANAGED), format!("{}={org}", label::ORG)],
+            vec![
+                format!("{}=true", label::MANAGED),
+                format!("{}={org}", label::ORG),
+            ],
         )]);
         let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
             .filters(&filters)

@@ -272,7 +272,11 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
 }
 
 /// Tells the internal gateway which subnets the organization's containers come from.
-async fn refresh_org_subnets(state: &AppState, engine: &berth_dataplane::engine::Engine, org: &str) {
+async fn refresh_org_subnets(
+    state: &AppState,
+    engine: &berth_dataplane::engine::Engine,
+    org: &str,
+) {
     match engine.org_subnets(org).await {
         Ok(subnets) => state.gateway().set_org_subnets(org, subnets),
         Err(e) => warn!(%org, error = %e, "reading the organization's networks failed"),
@@ -356,9 +360,10 @@ pub async fn reconcile(state: &AppState) {
         state
             .gateway()
             .set_web_app(&key, work.component_type == ComponentType::WebApp);
-        state
-            .gateway()
-            .set_public_contexts(&key, crate::api::endpoints::public_contexts(&work.endpoints));
+        state.gateway().set_public_contexts(
+            &key,
+            crate::api::endpoints::public_contexts(&work.endpoints),
+        );
         state
             .gateway()
             .set_org_contexts(&key, crate::api::endpoints::org_contexts(&work.endpoints));

@@ -228,7 +228,9 @@ impl Gateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(format!("http://host.containers.internal:{}", addr.port()));
         info!(%addr, "internal gateway listening on http://{addr}");
-        let app = axum::Router::new().fallback(proxy_internal).with_state(self);
+        let app = axum::Router::new()
+            .fallback(proxy_internal)
+            .with_state(self);
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -355,11 +357,19 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn in_subnet(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits.min(32))) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits.min(32)))
+            };
             (u32::from(a) & mask) == (u32::from(b) & mask)
         }
         (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits.min(128))) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
             (u128::from(a) & mask) == (u128::from(b) & mask)
         }
         _ => false,
@@ -401,7 +411,11 @@ async fn proxy_internal(
     }
     let rest = format!("/{}", parts.next().unwrap_or(""));
     let Some(route) = table.routes.get(&key) else {
-        return error(StatusCode::NOT_FOUND, "no_route", format!("no route for {key}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            format!("no route for {key}"),
+        );
     };
     if route.org_contexts.is_empty() || !exposed(Some(&route.org_contexts), &rest) {
         return error(
@@ -410,8 +424,21 @@ async fn proxy_internal(
             format!("no Organization endpoint of {key} matches {rest}"),
         );
     }
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    forward(&gw, &table, client, req, key, format!("{rest}{query}"), None).await
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    forward(
+        &gw,
+        &table,
+        client,
+        req,
+        key,
+        format!("{rest}{query}"),
+        None,
+    )
+    .await
 }
 
 fn connection_has_upgrade(headers: &HeaderMap) -> bool {
@@ -445,8 +472,7 @@ fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, S
             .to_ascii_lowercase();
         if let Some(key) = table.hosts.get(&name) {
             let contexts = table.routes.get(key).and_then(|r| r.contexts.as_ref());
-            return exposed(contexts, uri.path())
-                .then(|| (key.clone(), path_and_query.to_owned()));
+            return exposed(contexts, uri.path()).then(|| (key.clone(), path_and_query.to_owned()));
         }
     }
     let mut parts = uri.path().trim_start_matches('/').splitn(5, '/');
@@ -572,7 +598,8 @@ async fn forward(
                         Ok((client_io, upstream_io)) => {
                             let mut client_io = hyper_util::rt::TokioIo::new(client_io);
                             let mut upstream_io = hyper_util::rt::TokioIo::new(upstream_io);
-                            let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io).await;
+                            let _ = tokio::io::copy_bidirectional(&mut client_io, &mut upstream_io)
+                                .await;
                         }
                         Err(e) => debug!(error = %e, "upgrade failed"),
                     }
@@ -652,8 +679,15 @@ mod tests {
         // Only the Public endpoints' contexts are routed once an endpoints file says so.
         gw.set_public_contexts(&key("api"), Some(vec!["/v1".into()]));
         let t = gw.snapshot();
-        for (path, routed) in [("/v1", true), ("/v1/items", true), ("/v10", false), ("/", false)] {
-            let uri: Uri = format!("/default/shop/api/development{path}").parse().unwrap();
+        for (path, routed) in [
+            ("/v1", true),
+            ("/v1/items", true),
+            ("/v10", false),
+            ("/", false),
+        ] {
+            let uri: Uri = format!("/default/shop/api/development{path}")
+                .parse()
+                .unwrap();
             assert_eq!(route(&t, None, &uri).is_some(), routed, "{path}");
         }
         gw.set_public_contexts(&key("api"), Some(Vec::new()));
@@ -676,9 +710,11 @@ mod tests {
             let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
             assert!(request.contains("upgrade: echo"), "{request}");
             assert!(request.starts_with("get /chat "), "{request}");
-            sock.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-                .await
-                .unwrap();
+            sock.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .await
+            .unwrap();
             loop {
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 if n == 0 {

@@ -31,11 +31,11 @@ pub use components::{
 };
 pub use configs::ConfigValue;
 pub use error::{Error, Result};
+pub use registries::RegistrySettings;
 pub use sources::SourceFile;
 pub use tasks::{
     ExecutionEnd, ExecutionFilter, ExecutionRecord, NewExecution, ScheduleSettings, StoredSchedule,
 };
-pub use registries::RegistrySettings;
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
 pub use users::NewAuditEntry;
 

@@ -14,7 +14,12 @@ pub struct SourceFile {
 
 impl Store {
     /// Replaces the component's endpoints file (there is one at most).
-    pub async fn put_endpoints_file(&self, target: ComponentRef<'_>, name: &str, content: &str) -> Result<()> {
+    pub async fn put_endpoints_file(
+        &self,
+        target: ComponentRef<'_>,
+        name: &str,
+        content: &str,
+    ) -> Result<()> {
         let id = self
             .component_id(target.org, target.project, target.component)
             .await?;
@@ -37,7 +42,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn put_schema_file(&self, target: ComponentRef<'_>, name: &str, content: &str) -> Result<()> {
+    pub async fn put_schema_file(
+        &self,
+        target: ComponentRef<'_>,
+        name: &str,
+        content: &str,
+    ) -> Result<()> {
         let id = self
             .component_id(target.org, target.project, target.component)
             .await?;

@@ -175,7 +175,11 @@ pub struct ServeArgs {
     pub gateway_listen: SocketAddr,
     /// Address of the internal gateway (Organization endpoints). It answers only connections
     /// from the organization's container networks, which reach it as host.containers.internal.
-    #[arg(long, env = "BERTH_INTERNAL_GATEWAY_LISTEN", default_value = "0.0.0.0:7481")]
+    #[arg(
+        long,
+        env = "BERTH_INTERNAL_GATEWAY_LISTEN",
+        default_value = "0.0.0.0:7481"
+    )]
     pub internal_gateway_listen: SocketAddr,
     /// Seconds a new release may take to get ready before it is rolled back.
     #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]

@@ -202,7 +202,11 @@ impl Client {
     }
 
     /// PUT with a `text/plain` body (schema files).
-    pub async fn put_text<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T, CallError> {
+    pub async fn put_text<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, CallError> {
         let url = format!("{}{path}", self.base);
         let mut req = self
             .http

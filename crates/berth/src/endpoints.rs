@@ -90,7 +90,10 @@ fn print_state(state: &Value, printer: Printer) -> anyhow::Result<()> {
         return printer.print(state, &[]);
     }
     for w in state["warnings"].as_array().into_iter().flatten() {
-        printer.note(&format!("warning: {}", w["message"].as_str().unwrap_or_default()));
+        printer.note(&format!(
+            "warning: {}",
+            w["message"].as_str().unwrap_or_default()
+        ));
     }
     let mut rows = Vec::new();
     for e in state["endpoints"].as_array().into_iter().flatten() {
@@ -127,9 +130,18 @@ mod tests {
     fn schema_names_are_relative_to_the_source_root() {
         let root = source_root(Path::new("repo/.choreo/component.yaml"));
         assert_eq!(root, Path::new("repo"));
-        assert_eq!(schema_name(&root, Path::new("repo/api/openapi.yaml")), "api/openapi.yaml");
-        assert_eq!(schema_name(&root, Path::new("/elsewhere/openapi.yaml")), "openapi.yaml");
+        assert_eq!(
+            schema_name(&root, Path::new("repo/api/openapi.yaml")),
+            "api/openapi.yaml"
+        );
+        assert_eq!(
+            schema_name(&root, Path::new("/elsewhere/openapi.yaml")),
+            "openapi.yaml"
+        );
         let root = source_root(Path::new("svc/endpoints.yaml"));
-        assert_eq!(schema_name(&root, Path::new("svc/openapi.yaml")), "openapi.yaml");
+        assert_eq!(
+            schema_name(&root, Path::new("svc/openapi.yaml")),
+            "openapi.yaml"
+        );
     }
 }

@@ -10,7 +10,12 @@ use common::{BIN, ServerProc, http, stderr, stdout};
 use serde_json::Value;
 
 fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(o.status.success(), "stdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     o
 }
 
@@ -42,14 +47,26 @@ fn status(url: &str) -> (u16, String) {
 
 #[test]
 fn endpoints_file_sets_port_and_public_routes() {
-    let Some(env) = berth_testkit::env() else { return };
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let component = format!("berth-it-ep-{}", std::process::id());
     let _cleanup = Cleanup(component.clone());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
     let mut add = Command::new(BIN)
-        .args(["registry", "add", "local", "--host", &env.registry, "--auth", "basic",
-               "--username", &env.user, "--password-stdin"])
+        .args([
+            "registry",
+            "add",
+            "local",
+            "--host",
+            &env.registry,
+            "--auth",
+            "basic",
+            "--username",
+            &env.user,
+            "--password-stdin",
+        ])
         .env("BERTH_SERVER", &server.url)
         .env("BERTH_DATA_DIR", &server.data_dir)
         .stdin(Stdio::piped())
@@ -57,18 +74,42 @@ fn endpoints_file_sets_port_and_public_routes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(env.password.as_bytes())
+        .unwrap();
     ok(add.wait_with_output().unwrap());
     ok(server.cli(&["project", "create", "shop"]));
     // No --port: the endpoints file gives it.
-    ok(server.cli(&["component", "create", &component, "--project", "shop", "--type", "service",
-                    "--registry", "local", "--image", &format!("{}/test/web:v1", env.registry)]));
+    ok(server.cli(&[
+        "component",
+        "create",
+        &component,
+        "--project",
+        "shop",
+        "--type",
+        "service",
+        "--registry",
+        "local",
+        "--image",
+        &format!("{}/test/web:v1", env.registry),
+    ]));
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join(".choreo")).unwrap();
     let set = |file: &std::path::Path, schemas: &[&std::path::Path]| {
-        let mut args = vec!["endpoints".to_owned(), "set".into(), "--project".into(), "shop".into(),
-                            "--component".into(), component.clone(), "--file".into(),
-                            file.to_str().unwrap().to_owned(), "-o".into(), "json".into()];
+        let mut args = vec![
+            "endpoints".to_owned(),
+            "set".into(),
+            "--project".into(),
+            "shop".into(),
+            "--component".into(),
+            component.clone(),
+            "--file".into(),
+            file.to_str().unwrap().to_owned(),
+            "-o".into(),
+            "json".into(),
+        ];
         for s in schemas {
             args.push("--schema".into());
             args.push(s.to_str().unwrap().to_owned());
@@ -82,12 +123,25 @@ fn endpoints_file_sets_port_and_public_routes() {
     let out = set(&bad, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = json_out(&out);
-    let details = err["error"]["details"].as_array().unwrap_or_else(|| panic!("{err}"));
-    let paths: Vec<&str> = details.iter().map(|d| d["path"].as_str().unwrap()).collect();
-    for want in ["endpoints[0].port", "endpoints[0].type", "endpoints[1].name", "endpoints[1].port"] {
+    let details = err["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{err}"));
+    let paths: Vec<&str> = details
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    for want in [
+        "endpoints[0].port",
+        "endpoints[0].type",
+        "endpoints[1].name",
+        "endpoints[1].port",
+    ] {
         assert!(paths.contains(&want), "{want} in {paths:?}");
     }
-    assert!(err.to_string().contains("must be greater than 1000"), "{err}");
+    assert!(
+        err.to_string().contains("must be greater than 1000"),
+        "{err}"
+    );
     assert!(err.to_string().contains("must be less than 65535"), "{err}");
 
     // A schema that is named but not uploaded, then a broken one, then a good one.
@@ -95,38 +149,88 @@ fn endpoints_file_sets_port_and_public_routes() {
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: web\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n    schemaFilePath: openapi.yaml\n").unwrap();
     let out = set(&file, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("Schema file does not exist"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Schema file does not exist"),
+        "{}",
+        stdout(&out)
+    );
     let schema = src.join("openapi.yaml");
     std::fs::write(&schema, "openapi: 3.0.3\ninfo: [broken\n").unwrap();
     let out = set(&file, &[&schema]);
     assert_eq!(out.status.code(), Some(1));
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains("openapi.yaml") && text.contains("line"), "{text}");
+    assert!(
+        text.contains("openapi.yaml") && text.contains("line"),
+        "{text}"
+    );
     std::fs::write(&schema, "openapi: 3.0.3\ninfo: {title: web, version: '1'}\npaths:\n  /: {get: {responses: {'200': {description: ok}}}}\n").unwrap();
     let state = json_out(&ok(set(&file, &[&schema])));
     assert_eq!(state["endpoints"][0]["port"], 8080);
     assert_eq!(state["schemas"], serde_json::json!(["openapi.yaml"]));
 
     // Deploy: the port comes from the endpoint, the URL is listed per environment.
-    ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--wait"]));
+    ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "--wait",
+    ]));
     let url = format!("{}/default/shop/{component}/development/", server.gateway);
     assert_eq!(status(&url), (200, "hello from v1\n".to_owned()));
-    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &component, "-o", "json"])));
+    let listed = json_out(&ok(server.cli(&[
+        "endpoints",
+        "list",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "-o",
+        "json",
+    ])));
     assert_eq!(listed["endpoints"][0]["urls"]["development"], url.as_str());
     assert_eq!(listed["endpoints"][0]["urls"]["production"], Value::Null);
 
     // Only Public contexts are routed: /healthz public, the rest not.
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: health\n    service:\n      basePath: /healthz\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n  - name: site\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Project]\n").unwrap();
     ok(set(&file, &[]));
-    ok(server.cli(&["deploy", "--project", "shop", "--component", &component, "--force", "--wait"]));
+    ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "--force",
+        "--wait",
+    ]));
     let (code, body) = status(&format!("{url}healthz"));
     assert_eq!((code, body.trim()), (200, "ok"));
     let (code, body) = status(&format!("{url}index.html"));
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no_route"), "{body}");
-    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &component, "-o", "json"])));
-    let site = listed["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "site").unwrap().clone();
-    assert_eq!(site["urls"]["development"], Value::Null, "Project endpoints have no gateway URL");
+    let listed = json_out(&ok(server.cli(&[
+        "endpoints",
+        "list",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "-o",
+        "json",
+    ])));
+    let site = listed["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "site")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        site["urls"]["development"],
+        Value::Null,
+        "Project endpoints have no gateway URL"
+    );
 
     // A GRPC endpoint may only be Project-visible (Choreo's rule).
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: rpc\n    service:\n      port: 9090\n    type: GRPC\n    networkVisibilities: [Public]\n").unwrap();
@@ -138,16 +242,31 @@ fn endpoints_file_sets_port_and_public_routes() {
 /// `wget` from a throwaway container on `network` (the web image has busybox).
 fn wget_from(network: &str, image: &str, url: &str) -> String {
     let out = Command::new("podman")
-        .args(["run", "--rm", "--network", network, "--entrypoint", "/bin/sh", image, "-c"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "--entrypoint",
+            "/bin/sh",
+            image,
+            "-c",
+        ])
         .arg(format!("timeout 5 wget -q -O - {url} 2>&1 || echo FAILED"))
         .output()
         .unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
 fn organization_endpoints_answer_only_the_organizations_containers() {
-    let Some(env) = berth_testkit::env() else { return };
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pid = std::process::id();
     let api = format!("berth-it-org-{pid}");
@@ -158,8 +277,18 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
     let _c3 = Cleanup(stranger.clone());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
     let mut add = Command::new(BIN)
-        .args(["registry", "add", "local", "--host", &env.registry, "--auth", "basic",
-               "--username", &env.user, "--password-stdin"])
+        .args([
+            "registry",
+            "add",
+            "local",
+            "--host",
+            &env.registry,
+            "--auth",
+            "basic",
+            "--username",
+            &env.user,
+            "--password-stdin",
+        ])
         .env("BERTH_SERVER", &server.url)
         .env("BERTH_DATA_DIR", &server.data_dir)
         .stdin(Stdio::piped())
@@ -167,7 +296,11 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(env.password.as_bytes())
+        .unwrap();
     ok(add.wait_with_output().unwrap());
     let image = format!("{}/test/web:v1", env.registry);
     // Org "default": project shop has the API, project tools a neighbour.
@@ -176,8 +309,20 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
     // Another organization with its own registry, project and component.
     ok(server.cli(&["org", "create", "acme"]));
     let mut add = Command::new(BIN)
-        .args(["registry", "add", "local", "--org", "acme", "--host", &env.registry, "--auth", "basic",
-               "--username", &env.user, "--password-stdin"])
+        .args([
+            "registry",
+            "add",
+            "local",
+            "--org",
+            "acme",
+            "--host",
+            &env.registry,
+            "--auth",
+            "basic",
+            "--username",
+            &env.user,
+            "--password-stdin",
+        ])
         .env("BERTH_SERVER", &server.url)
         .env("BERTH_DATA_DIR", &server.data_dir)
         .stdin(Stdio::piped())
@@ -185,28 +330,97 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    add.stdin.take().unwrap().write_all(env.password.as_bytes()).unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(env.password.as_bytes())
+        .unwrap();
     ok(add.wait_with_output().unwrap());
     ok(server.cli(&["project", "create", "lab", "--org", "acme"]));
-    for (name, project, org) in [(&api, "shop", "default"), (&other, "tools", "default"), (&stranger, "lab", "acme")] {
-        ok(server.cli(&["component", "create", name, "--org", org, "--project", project, "--type", "service",
-                        "--registry", "local", "--image", &image, "--port", "8080"]));
+    for (name, project, org) in [
+        (&api, "shop", "default"),
+        (&other, "tools", "default"),
+        (&stranger, "lab", "acme"),
+    ] {
+        ok(server.cli(&[
+            "component",
+            "create",
+            name,
+            "--org",
+            org,
+            "--project",
+            project,
+            "--type",
+            "service",
+            "--registry",
+            "local",
+            "--image",
+            &image,
+            "--port",
+            "8080",
+        ]));
     }
     let file = dir.path().join("component.yaml");
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: api\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Organization]\n").unwrap();
-    ok(server.cli(&["endpoints", "set", "--project", "shop", "--component", &api, "--file", file.to_str().unwrap()]));
-    for (name, project, org) in [(&api, "shop", "default"), (&other, "tools", "default"), (&stranger, "lab", "acme")] {
-        ok(server.cli(&["deploy", "--org", org, "--project", project, "--component", name, "--wait"]));
+    ok(server.cli(&[
+        "endpoints",
+        "set",
+        "--project",
+        "shop",
+        "--component",
+        &api,
+        "--file",
+        file.to_str().unwrap(),
+    ]));
+    for (name, project, org) in [
+        (&api, "shop", "default"),
+        (&other, "tools", "default"),
+        (&stranger, "lab", "acme"),
+    ] {
+        ok(server.cli(&[
+            "deploy",
+            "--org",
+            org,
+            "--project",
+            project,
+            "--component",
+            name,
+            "--wait",
+        ]));
     }
-    let listed = json_out(&ok(server.cli(&["endpoints", "list", "--project", "shop", "--component", &api, "-o", "json"])));
-    let url = listed["endpoints"][0]["urls"]["development"].as_str().unwrap_or_else(|| panic!("{listed}")).to_owned();
+    let listed = json_out(&ok(server.cli(&[
+        "endpoints",
+        "list",
+        "--project",
+        "shop",
+        "--component",
+        &api,
+        "-o",
+        "json",
+    ])));
+    let url = listed["endpoints"][0]["urls"]["development"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
     assert!(url.starts_with("http://host.containers.internal:"), "{url}");
 
     // A container of another project in the same organization reaches it…
     let pulled = {
-        let out = Command::new("podman").args(["images", "--format", "{{.Repository}}@{{.Digest}}", "--filter"])
-            .arg(format!("reference={}/test/web", env.registry)).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_owned()
+        let out = Command::new("podman")
+            .args([
+                "images",
+                "--format",
+                "{{.Repository}}@{{.Digest}}",
+                "--filter",
+            ])
+            .arg(format!("reference={}/test/web", env.registry))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
     };
     let body = wget_from("berth-default-tools-development", &pulled, &url);
     assert!(body.contains("hello from v1"), "{body}");
@@ -216,7 +430,16 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
     // …nor the external gateway, nor the host itself.
     let external = format!("{}/default/shop/{api}/development/", server.gateway);
     assert_eq!(status(&external).0, 404);
-    let port = url.trim_start_matches("http://host.containers.internal:").split('/').next().unwrap();
-    let from_host = http().get(format!("http://127.0.0.1:{port}/default/shop/{api}/development/")).send().unwrap();
+    let port = url
+        .trim_start_matches("http://host.containers.internal:")
+        .split('/')
+        .next()
+        .unwrap();
+    let from_host = http()
+        .get(format!(
+            "http://127.0.0.1:{port}/default/shop/{api}/development/"
+        ))
+        .send()
+        .unwrap();
     assert_eq!(from_host.status().as_u16(), 403);
 }

@@ -269,7 +269,13 @@ fn run_with_arguments_exit_codes_and_cancel() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
-    for schema in ["Execution", "ExecutionList", "TaskSchedule", "PutSchedule", "RunRequest"] {
+    for schema in [
+        "Execution",
+        "ExecutionList",
+        "TaskSchedule",
+        "PutSchedule",
+        "RunRequest",
+    ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
             "{schema} documented"

@@ -466,7 +466,10 @@ pub async fn deploy_component(
     let port = component.port.or_else(|| {
         endpoints
             .iter()
-            .find(|e| e.visibilities.contains(&berth_core::endpoints::Visibility::Public))
+            .find(|e| {
+                e.visibilities
+                    .contains(&berth_core::endpoints::Visibility::Public)
+            })
             .or(endpoints.first())
             .map(|e| e.port)
     });

@@ -34,7 +34,11 @@ async fn schema_names(state: &AppState, target: ComponentRef<'_>) -> ApiResult<B
 
 fn invalid(file: &str, errors: &[berth_core::endpoints::Issue]) -> ApiError {
     let field = errors.first().map_or("content", |e| {
-        if e.path.is_empty() { "content" } else { e.path.as_str() }
+        if e.path.is_empty() {
+            "content"
+        } else {
+            e.path.as_str()
+        }
     });
     let mut err = ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -43,7 +47,11 @@ fn invalid(file: &str, errors: &[berth_core::endpoints::Issue]) -> ApiError {
             "{file} is invalid ({} error{}): {}",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" },
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
     )
     .with_field(field);
@@ -61,7 +69,10 @@ fn invalid(file: &str, errors: &[berth_core::endpoints::Issue]) -> ApiError {
 
 /// The endpoints the next release gets: those of the stored endpoints file, validated against
 /// the stored schemas (empty when there is no file).
-pub async fn current_endpoints(state: &AppState, target: ComponentRef<'_>) -> ApiResult<Vec<Endpoint>> {
+pub async fn current_endpoints(
+    state: &AppState,
+    target: ComponentRef<'_>,
+) -> ApiResult<Vec<Endpoint>> {
     let Some(file) = state.store().endpoints_file(target).await? else {
         return Ok(Vec::new());
     };
@@ -102,7 +113,10 @@ pub fn org_contexts(snapshot: &str) -> Vec<String> {
 /// Checks an OpenAPI 3.x / Swagger 2.0 document (YAML or JSON) or a GraphQL SDL file.
 fn check_schema(name: &str, content: &str) -> Result<(), String> {
     let lower = name.to_ascii_lowercase();
-    if [".graphql", ".graphqls", ".gql", ".sdl"].iter().any(|x| lower.ends_with(x)) {
+    if [".graphql", ".graphqls", ".gql", ".sdl"]
+        .iter()
+        .any(|x| lower.ends_with(x))
+    {
         let mut depth = 0i64;
         for (n, line) in content.lines().enumerate() {
             for c in line.split('#').next().unwrap_or("").chars() {
@@ -119,31 +133,54 @@ fn check_schema(name: &str, content: &str) -> Result<(), String> {
         if depth != 0 {
             return Err("unbalanced '{': a type definition is not closed".into());
         }
-        let defines = ["type ", "schema ", "schema{", "interface ", "input ", "enum ", "scalar ", "union ", "extend "];
-        if !content.lines().any(|l| defines.iter().any(|d| l.trim_start().starts_with(d))) {
+        let defines = [
+            "type ",
+            "schema ",
+            "schema{",
+            "interface ",
+            "input ",
+            "enum ",
+            "scalar ",
+            "union ",
+            "extend ",
+        ];
+        if !content
+            .lines()
+            .any(|l| defines.iter().any(|d| l.trim_start().starts_with(d)))
+        {
             return Err("defines no type: expected GraphQL SDL such as `type Query { … }`".into());
         }
         return Ok(());
     }
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(content).map_err(|e| format!("not YAML or JSON: {e}"))?;
-    let map = doc.as_mapping().ok_or("must be a mapping (an OpenAPI document)")?;
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(content).map_err(|e| format!("not YAML or JSON: {e}"))?;
+    let map = doc
+        .as_mapping()
+        .ok_or("must be a mapping (an OpenAPI document)")?;
     let get = |k: &str| map.get(serde_yaml_ng::Value::String(k.into()));
     let version = match (get("openapi"), get("swagger")) {
         (Some(v), _) => {
-            let v = v.as_str().map(str::to_owned).unwrap_or_else(|| format!("{v:?}"));
+            let v = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{v:?}"));
             if !v.starts_with("3.") {
                 return Err(format!("openapi: {v:?} is not supported; expected 3.x"));
             }
             v
         }
         (None, Some(v)) if v.as_str() == Some("2.0") => "2.0".to_owned(),
-        (None, Some(v)) => return Err(format!("swagger: {v:?} is not supported; expected \"2.0\"")),
+        (None, Some(v)) => {
+            return Err(format!("swagger: {v:?} is not supported; expected \"2.0\""));
+        }
         (None, None) => {
             return Err("has neither `openapi` (3.x) nor `swagger` (2.0) at the top level".into());
         }
     };
     if !get("info").is_some_and(serde_yaml_ng::Value::is_mapping) {
-        return Err(format!("OpenAPI {version}: `info` is required (title and version)"));
+        return Err(format!(
+            "OpenAPI {version}: `info` is required (title and version)"
+        ));
     }
     let has_paths = get("paths").is_some_and(serde_yaml_ng::Value::is_mapping);
     if !has_paths && (version == "2.0" || version.starts_with("3.0")) {
@@ -162,18 +199,33 @@ pub async fn put_endpoints(
     Json(body): Json<PutEndpoints>,
 ) -> ApiResult<Json<EndpointsState>> {
     auth.require(Action::Write)?;
-    let target = ComponentRef { org: &org, project: &project, component: &name };
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &name,
+    };
     state.store().component_id(&org, &project, &name).await?;
     if body.content.len() > SOURCE_MAX {
-        return Err(ApiError::validation("content", format!("is larger than {SOURCE_MAX} bytes")));
+        return Err(ApiError::validation(
+            "content",
+            format!("is larger than {SOURCE_MAX} bytes"),
+        ));
     }
     let schemas = schema_names(&state, target).await?;
     let (report, _) = detect_and_validate(&body.file_name, &body.content, &schemas);
     if !report.valid {
         return Err(invalid(&body.file_name, &report.errors));
     }
-    let file_name = body.file_name.rsplit('/').next().unwrap_or(&body.file_name).to_owned();
-    state.store().put_endpoints_file(target, &file_name, &body.content).await?;
+    let file_name = body
+        .file_name
+        .rsplit('/')
+        .next()
+        .unwrap_or(&body.file_name)
+        .to_owned();
+    state
+        .store()
+        .put_endpoints_file(target, &file_name, &body.content)
+        .await?;
     Ok(Json(endpoints_state(&state, target).await?))
 }
 
@@ -184,7 +236,11 @@ pub async fn get_endpoints(
     _auth: Auth,
     Path((org, project, name)): ComponentPath,
 ) -> ApiResult<Json<EndpointsState>> {
-    let target = ComponentRef { org: &org, project: &project, component: &name };
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &name,
+    };
     state.store().component_id(&org, &project, &name).await?;
     Ok(Json(endpoints_state(&state, target).await?))
 }
@@ -203,13 +259,21 @@ async fn endpoints_state(state: &AppState, target: ComponentRef<'_>) -> ApiResul
         .store()
         .get_component(target.org, target.project, target.component)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("component {:?} not found", target.component)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("component {:?} not found", target.component))
+        })?;
     // An environment has URLs when a release runs there.
     let mut serving = BTreeMap::new();
     for env in state.store().list_environments(target.org).await? {
         let running = state
             .store()
-            .list_deployments(target.org, target.project, target.component, Some(&env.name), 50)
+            .list_deployments(
+                target.org,
+                target.project,
+                target.component,
+                Some(&env.name),
+                50,
+            )
             .await?
             .iter()
             .any(|d| d.status == DeploymentStatus::Ready);
@@ -233,13 +297,18 @@ async fn endpoints_state(state: &AppState, target: ComponentRef<'_>) -> ApiResul
                     let base = if !http {
                         None
                     } else if public {
-                        Some(state.gateway().url_for(&key, component.kind == ComponentType::WebApp))
+                        Some(
+                            state
+                                .gateway()
+                                .url_for(&key, component.kind == ComponentType::WebApp),
+                        )
                     } else if org {
                         state.gateway().internal_url_for(&key)
                     } else {
                         None
                     };
-                    let url = base.map(|b| format!("{}{}", b.trim_end_matches('/'), endpoint.context));
+                    let url =
+                        base.map(|b| format!("{}{}", b.trim_end_matches('/'), endpoint.context));
                     (env.clone(), url)
                 })
                 .collect();
@@ -259,14 +328,20 @@ fn schema_name_ok(name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('/')
-        && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
     if ok {
         Ok(())
     } else {
         Err(ApiError::validation(
             "name",
-            format!("{name:?} must be a relative path of letters, digits, '.', '_', '-' and '/', without '..'"),
+            format!(
+                "{name:?} must be a relative path of letters, digits, '.', '_', '-' and '/', without '..'"
+            ),
         ))
     }
 }
@@ -281,13 +356,24 @@ pub async fn put_schema(
     body: String,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
-    state.store().component_id(&org, &project, &component).await?;
+    state
+        .store()
+        .component_id(&org, &project, &component)
+        .await?;
     schema_name_ok(&name)?;
     if body.len() > SOURCE_MAX {
-        return Err(ApiError::validation("content", format!("is larger than {SOURCE_MAX} bytes")));
+        return Err(ApiError::validation(
+            "content",
+            format!("is larger than {SOURCE_MAX} bytes"),
+        ));
     }
-    check_schema(&name, &body).map_err(|e| ApiError::validation("content", format!("{name}: {e}")))?;
-    let target = ComponentRef { org: &org, project: &project, component: &component };
+    check_schema(&name, &body)
+        .map_err(|e| ApiError::validation("content", format!("{name}: {e}")))?;
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &component,
+    };
     state.store().put_schema_file(target, &name, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -300,7 +386,11 @@ pub async fn delete_schema(
     Path((org, project, component, name)): Path<(String, String, String, String)>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
-    let target = ComponentRef { org: &org, project: &project, component: &component };
+    let target = ComponentRef {
+        org: &org,
+        project: &project,
+        component: &component,
+    };
     if state.store().delete_schema_file(target, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -316,15 +406,41 @@ mod tests {
     fn schemas_are_checked() {
         let openapi = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n";
         assert!(check_schema("openapi.yaml", openapi).is_ok());
-        assert!(check_schema("swagger.json", r#"{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{}}"#).is_ok());
+        assert!(
+            check_schema(
+                "swagger.json",
+                r#"{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{}}"#
+            )
+            .is_ok()
+        );
         let err = check_schema("openapi.yaml", "openapi: 3.0.3\ninfo: [\n").unwrap_err();
         assert!(err.contains("line"), "{err}");
-        assert!(check_schema("openapi.yaml", "openapi: 2.5\ninfo: {}\npaths: {}").unwrap_err().contains("3.x"));
-        assert!(check_schema("x.yaml", "foo: bar").unwrap_err().contains("neither"));
-        assert!(check_schema("openapi.yaml", "openapi: 3.0.0\npaths: {}").unwrap_err().contains("info"));
+        assert!(
+            check_schema("openapi.yaml", "openapi: 2.5\ninfo: {}\npaths: {}")
+                .unwrap_err()
+                .contains("3.x")
+        );
+        assert!(
+            check_schema("x.yaml", "foo: bar")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(
+            check_schema("openapi.yaml", "openapi: 3.0.0\npaths: {}")
+                .unwrap_err()
+                .contains("info")
+        );
         assert!(check_schema("schema.graphql", "type Query {\n  hello: String\n}\n").is_ok());
-        assert!(check_schema("schema.graphql", "type Query {\n").unwrap_err().contains("unbalanced"));
-        assert!(check_schema("schema.graphql", "hello").unwrap_err().contains("no type"));
+        assert!(
+            check_schema("schema.graphql", "type Query {\n")
+                .unwrap_err()
+                .contains("unbalanced")
+        );
+        assert!(
+            check_schema("schema.graphql", "hello")
+                .unwrap_err()
+                .contains("no type")
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(a.content_type)),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(a.content_type),
+                ),
                 (
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -95,7 +98,9 @@ mod tests {
         let head = std::str::from_utf8(&HTMX[..200]).unwrap();
         assert!(head.starts_with("var htmx=function()"), "{head}");
         assert!(
-            std::str::from_utf8(HTMX).unwrap().contains("version:\"2.0.11\""),
+            std::str::from_utf8(HTMX)
+                .unwrap()
+                .contains("version:\"2.0.11\""),
             "htmx.min.js is not 2.0.11"
         );
     }

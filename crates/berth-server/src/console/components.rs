@@ -115,10 +115,7 @@ fn preview_of(input: &str, registry: Option<&Registry>) -> PreviewView {
     let host = parsed.registry_host();
     let registry_note = registry.map(|r| {
         if r.host == host {
-            format!(
-                "Pulled through registry {} ({}).",
-                r.display_name, r.host
-            )
+            format!("Pulled through registry {} ({}).", r.display_name, r.host)
         } else {
             format!(
                 "Registry {} serves {}, but this image is on {host}: choose a registry for {host}.",
@@ -291,12 +288,8 @@ pub async fn create(
     Path((org, project)): Path<(String, String)>,
     Form(form): Form<ComponentForm>,
 ) -> PageResult {
-    let field_problem = |field: &str, message: String| Problem {
-        message: Some(format!("{field}: {message}")),
-        field: Some(field.to_owned()),
-    };
     let Some(kind) = parse_kind(&form.kind) else {
-        let p = field_problem("type", format!("{:?} is not a component type", form.kind));
+        let p = Problem::field("type", format!("{:?} is not a component type", form.kind));
         return new_component_page(
             &state,
             &c,
@@ -312,7 +305,7 @@ pub async fn create(
         None => None,
         Some(Ok(p)) => Some(p),
         Some(Err(_)) => {
-            let p = field_problem("port", "must be a number between 1 and 65535".into());
+            let p = Problem::field("port", "must be a number between 1 and 65535");
             return new_component_page(
                 &state,
                 &c,
@@ -454,12 +447,13 @@ async fn live_view(
             .as_ref()
             .filter(|d| d.status != berth_core::api::DeploymentStatus::Ready)
             .and_then(|d| d.reason.clone());
-        let serving_label = s.current.as_ref().map_or_else(String::new, |d| {
-            match &d.tag {
+        let serving_label = s
+            .current
+            .as_ref()
+            .map_or_else(String::new, |d| match &d.tag {
                 Some(t) => format!("{t} @ {}", short_digest(&d.digest)),
                 None => short_digest(&d.digest),
-            }
-        });
+            });
         views.push(EnvView {
             display_name,
             status: s

@@ -67,7 +67,11 @@ pub async fn page(
     let next = q.next.unwrap_or_else(|| "/".into());
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
         && let Some(s) = state.sessions().get(id)
-        && state.store().authenticate(s.token.expose()).await?.is_some()
+        && state
+            .store()
+            .authenticate(s.token.expose())
+            .await?
+            .is_some()
     {
         return Ok(super::see_other(safe_next(&next)));
     }
@@ -98,7 +102,15 @@ pub async fn login(
             "The sign-in form is stale or came from another site (CSRF check failed). Open the sign-in page again.",
         )
         .into_response();
-        audit(&state, "anonymous", &Method::POST, "/login", resp.status(), &source).await;
+        audit(
+            &state,
+            "anonymous",
+            &Method::POST,
+            "/login",
+            resp.status(),
+            &source,
+        )
+        .await;
         return Ok(resp);
     }
     let token = form.token.trim();
@@ -115,7 +127,15 @@ pub async fn login(
             &form.next,
             Some("That token is unknown, revoked or expired.".into()),
         )?;
-        audit(&state, "anonymous", &Method::POST, "/login", resp.status(), &source).await;
+        audit(
+            &state,
+            "anonymous",
+            &Method::POST,
+            "/login",
+            resp.status(),
+            &source,
+        )
+        .await;
         return Ok(resp);
     };
     // A fresh id on every sign-in (no session fixation); an older session of this browser ends.
@@ -138,7 +158,15 @@ pub async fn login(
             HeaderValue::from_str(&value).expect("cookie value is ASCII"),
         );
     }
-    audit(&state, &principal.actor(), &Method::POST, "/login", resp.status(), &source).await;
+    audit(
+        &state,
+        &principal.actor(),
+        &Method::POST,
+        "/login",
+        resp.status(),
+        &source,
+    )
+    .await;
     Ok(resp)
 }
 

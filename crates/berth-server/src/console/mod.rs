@@ -87,8 +87,8 @@ pub async fn not_found(uri: OriginalUri) -> Response {
     if path == "/api" || path.starts_with("/api/") {
         return crate::api::system::not_found().await.into_response();
     }
-    let mut resp = PageError::new(StatusCode::NOT_FOUND, "There is no page at this address.")
-        .into_response();
+    let mut resp =
+        PageError::new(StatusCode::NOT_FOUND, "There is no page at this address.").into_response();
     add_security_headers(resp.headers_mut());
     resp
 }
@@ -158,9 +158,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Console {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageError> {
-        parts.extensions.get::<Console>().cloned().ok_or_else(|| {
-            PageError::new(StatusCode::UNAUTHORIZED, "Sign in to use the console.")
-        })
+        parts
+            .extensions
+            .get::<Console>()
+            .cloned()
+            .ok_or_else(|| PageError::new(StatusCode::UNAUTHORIZED, "Sign in to use the console."))
     }
 }
 
@@ -211,10 +213,11 @@ impl Problem {
         }
     }
 
-    fn message(message: impl Into<String>) -> Self {
+    /// A problem the console found before asking the API (a form value of the wrong kind).
+    fn field(field: &str, message: impl std::fmt::Display) -> Self {
         Self {
-            message: Some(message.into()),
-            field: None,
+            message: Some(format!("{field}: {message}")),
+            field: Some(field.to_owned()),
         }
     }
 
@@ -311,7 +314,10 @@ pub type PageResult<T = Response> = Result<T, PageError>;
 fn render_status<T: Template>(status: StatusCode, t: &T) -> PageResult {
     let html = t.render().map_err(|e| {
         error!(error = %e, "rendering a console template failed");
-        PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "rendering the page failed")
+        PageError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering the page failed",
+        )
     })?;
     Ok((status, Html(html)).into_response())
 }
@@ -469,7 +475,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Source {
 }
 
 /// Writes the audit row of a mutating console request.
-async fn audit(state: &AppState, actor: &str, method: &Method, path: &str, status: StatusCode, source: &str) {
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    source: &str,
+) {
     let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
     let entry = NewAuditEntry {
         actor,
@@ -527,7 +540,15 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
                 "This form is stale or came from another site (CSRF check failed). Reload the page and try again.",
             )
             .into_response();
-            audit(&state, &principal.actor(), &method, &path, resp.status(), &source).await;
+            audit(
+                &state,
+                &principal.actor(),
+                &method,
+                &path,
+                resp.status(),
+                &source,
+            )
+            .await;
             return resp;
         }
         req = Request::from_parts(parts, Body::from(bytes));

@@ -7,7 +7,8 @@ use berth_core::api::{Component, CreateProject, Environment, Org, Project};
 use serde::Deserialize;
 
 use super::{
-    Chrome, Console, Form, NAME_RULE, PageError, PageResult, Problem, non_empty, render_status, see_other, short_digest,
+    Chrome, Console, Form, NAME_RULE, PageError, PageResult, Problem, non_empty, render_status,
+    see_other, short_digest,
 };
 use crate::AppState;
 use crate::extract::Json;

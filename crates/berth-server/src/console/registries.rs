@@ -5,7 +5,9 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use berth_core::Secret;
-use berth_core::api::{CreateRegistry, Org, Registry, RegistryAuthType, RegistryTestReport, TestRegistry};
+use berth_core::api::{
+    CreateRegistry, Org, Registry, RegistryAuthType, RegistryTestReport, TestRegistry,
+};
 use serde::Deserialize;
 
 use super::overview::{Done, org_or_404};
@@ -201,10 +203,7 @@ pub async fn create(
                 PageInput {
                     status: StatusCode::UNPROCESSABLE_ENTITY,
                     form: FormView::from(&form),
-                    problem: Problem {
-                        message: Some(format!("authType: {e}")),
-                        field: Some("authType".into()),
-                    },
+                    problem: Problem::field("authType", e),
                     ..PageInput::default()
                 },
             )

@@ -1,0 +1,186 @@
+//! The web console in a real browser: Debian's headless Chromium, driven by playwright-core
+//! (`tests/browser/console.mjs`), against the real `berth serve`, registry and engine. The script
+//! signs in, adds the basic-auth test registry and tests it, creates a component with the live
+//! image preview, deploys it from the component page and waits for `ready`; this test then
+//! fetches the URL the page showed.
+//!
+//! Skips (with the reason) when node, Chromium or the script's `npm ci` are missing, unless
+//! `BERTH_REQUIRE_ENGINE=1` (scripts/test installs them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{ServerProc, http, stderr, stdout};
+use serde_json::Value;
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Ok(out) = Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+            .arg(format!("label=berth.component={}", self.0))
+            .output()
+        else {
+            return;
+        };
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("podman").args(["rm", "-f", name]).output();
+        }
+    }
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("BERTH_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing_tools() -> Option<String> {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Some("node is not installed (apt-get install nodejs)".into());
+    }
+    if !chromium().exists() {
+        return Some(format!(
+            "{} is missing (apt-get install chromium)",
+            chromium().display()
+        ));
+    }
+    if !browser_dir().join("node_modules/playwright-core").is_dir() {
+        return Some(format!(
+            "playwright-core is not installed (cd {} && npm ci)",
+            browser_dir().display()
+        ));
+    }
+    None
+}
+
+#[test]
+fn console_signs_in_registers_creates_and_deploys_in_chromium() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    if let Some(why) = missing_tools() {
+        if std::env::var("BERTH_REQUIRE_ENGINE").as_deref() == Ok("1") {
+            panic!("BERTH_REQUIRE_ENGINE=1 but the browser test cannot run: {why}");
+        }
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let component = format!("berth-it-console-{}", std::process::id());
+    let _cleanup = Cleanup(component.clone());
+    let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "500")]);
+
+    // The project comes from the CLI; one more carries markup that must show as text.
+    let xss = r#"<script>alert("xss")</script>"#;
+    for args in [
+        vec!["project", "create", "shop", "--display-name", "Shop"],
+        vec![
+            "project",
+            "create",
+            "evil",
+            "--display-name",
+            r#""><img src=x onerror=alert(1)>"#,
+            "--description",
+            xss,
+        ],
+    ] {
+        let out = server.cli(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    let screenshots = std::env::var("BERTH_CONSOLE_SCREENSHOTS").unwrap_or_default();
+    let out = Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .arg(&server.url)
+        .arg(server.admin_token())
+        .env("BERTH_CONSOLE_PROJECT", "shop")
+        .env("BERTH_CONSOLE_COMPONENT", &component)
+        .env("BERTH_CONSOLE_XSS", xss)
+        .env("BERTH_CONSOLE_SCREENSHOTS", &screenshots)
+        .env("BERTH_TEST_REGISTRY", &env.registry)
+        .env("BERTH_TEST_USER", &env.user)
+        .env("BERTH_TEST_PASSWORD", &env.password)
+        .env("BERTH_CHROMIUM", chromium())
+        .output()
+        .expect("running node");
+    let log = stderr(&out);
+    assert!(
+        out.status.success(),
+        "the browser script failed:\n{log}\nstdout: {}\nserver log (tail):\n{}",
+        stdout(&out),
+        server
+            .drain_logs()
+            .iter()
+            .rev()
+            .take(40)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let result: Value = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or_else(|| panic!("no RESULT line:\n{}\n{log}", stdout(&out)));
+
+    // The URL the page showed is the gateway's, and it serves v1 (checked outside the browser).
+    let url = result["url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!("{}/default/shop/{component}/development/", server.gateway)
+    );
+    let resp = http()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().unwrap().trim(), "hello from v1");
+
+    // What the browser did went through the API's rules: the same state the CLI reads.
+    let list = server.cli(&[
+        "deployment",
+        "list",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "-o",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let d = &list["items"][0];
+    assert_eq!(d["status"], "ready", "{list}");
+    assert_eq!(d["trigger"], "user");
+    assert_eq!(d["actor"], "admin/bootstrap");
+    assert_eq!(
+        d["digest"].as_str().unwrap(),
+        env.skopeo_digest(&format!("{}/test/web:v1", env.registry))
+    );
+    // …and the console's POSTs are in the audit log.
+    let audit = server.cli(&["audit", "list", "-o", "json"]);
+    let audit = stdout(&audit);
+    for path in [
+        "/login".to_owned(),
+        "/orgs/default/settings/registries".to_owned(),
+        "/orgs/default/projects/shop/components".to_owned(),
+        format!("/orgs/default/projects/shop/components/{component}/deploy"),
+    ] {
+        assert!(
+            audit.contains(&format!("\"{path}\"")),
+            "{path} not audited:\n{audit}"
+        );
+    }
+}
