@@ -10,6 +10,7 @@
 //!   runs engine healthchecks;
 //! - files are written below a data root on the host and bind-mounted read-only.
 
+mod isolation;
 mod mounts;
 mod probe;
 mod pull;
@@ -292,12 +293,47 @@ impl Engine {
         match c.docker.create_network(request).await {
             Ok(_) => {
                 debug!(network = %name, "network created");
+                if let Err(e) = self.enforce_isolation_with(c).await {
+                    tracing::warn!(error = %e, "could not isolate the new network from other projects at the IP level");
+                }
                 Ok(())
             }
             // Created concurrently by someone else: what we wanted.
             Err(e) if is_status(&e, 409) || error_mentions(&e, "already exists") => Ok(()),
             Err(e) => Err(self.engine_error(e)),
         }
+    }
+
+    /// Keeps berth's networks from reaching each other by IP (see `engine/isolation.rs`).
+    /// Under Podman on this host only; elsewhere a no-op. Idempotent.
+    pub async fn enforce_isolation(&self) -> Result<()> {
+        let c = self.client().await?;
+        self.enforce_isolation_with(&c).await
+    }
+
+    async fn enforce_isolation_with(&self, c: &Client) -> Result<()> {
+        if !c.podman || !matches!(self.kind, Transport::Unix(_)) {
+            return Ok(());
+        }
+        let filters =
+            HashMap::from([("label".to_owned(), vec![format!("{}=true", label::MANAGED)])]);
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = c
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        let subnets: Vec<String> = networks
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|cfg| cfg.subnet)
+            .collect();
+        tokio::task::spawn_blocking(move || isolation::sync(&subnets))
+            .await
+            .map_err(|e| Error::Engine(format!("isolation task: {e}")))?
+            .map_err(Error::Engine)
     }
 
     /// The subnets of every berth network of `org` (label `berth.org`): where connections of

@@ -293,6 +293,9 @@ pub async fn reconcile(state: &AppState) {
             return;
         }
     };
+    if let Err(e) = engine.enforce_isolation().await {
+        warn!(error = %e, "reconcile: projects are not isolated at the IP level");
+    }
     let busy: HashSet<WorkloadKey> = state.runners().snapshot();
     // Orphans: labelled instances of workloads or releases nobody wants.
     match engine.list_managed().await {

@@ -691,3 +691,29 @@ async fn assets_are_embedded_and_cached_by_content() {
     let a = send(&f.state, get("/assets/console.0000000000000000.css", None)).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn templates_need_no_inline_script_or_style() {
+    // The Content-Security-Policy allows only same-origin files: an inline style, script or
+    // event handler in a template would be blocked in the browser, so none may exist.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/console");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        seen += 1;
+        for bad in [
+            " style=\"",
+            "<style",
+            "<script>",
+            " onclick=",
+            " onload=",
+            " onsubmit=",
+            "javascript:",
+            "hx-on",
+        ] {
+            assert!(!text.contains(bad), "{} contains {bad:?}", path.display());
+        }
+    }
+    assert!(seen >= 10, "templates not found in {}", dir.display());
+}
