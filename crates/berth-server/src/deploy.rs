@@ -19,8 +19,9 @@ use tracing::{error, info, instrument, warn};
 
 use crate::AppState;
 
-/// How often the reconciler runs when nothing else triggers it.
-const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How often the reconciler runs when nothing else triggers it. It is also the liveness
+/// period: each pass probes the serving instances and replaces the dead or failing ones.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 
 pub fn key_of(work: &DeploymentWork) -> WorkloadKey {
     let d = &work.deployment;
@@ -371,9 +372,40 @@ pub async fn reconcile(state: &AppState) {
             .gateway()
             .set_org_contexts(&key, crate::api::endpoints::org_contexts(&work.endpoints));
         refresh_org_subnets(state, engine, &key.org).await;
+        let before: HashSet<String> = engine
+            .instances(&key)
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .filter(|i| i.release == work.deployment.id)
+                    .map(|i| i.id)
+                    .collect()
+            })
+            .unwrap_or_default();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        if let Err(e) = engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
-            warn!(%key, error = %e, "reconcile: could not bring the serving release back");
+        match engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
+            Ok(after) => {
+                // Liveness: instances that died or failed their probe were replaced; say so on
+                // the serving deployment.
+                let replaced = before
+                    .iter()
+                    .filter(|id| !after.iter().any(|i| &&i.id == id))
+                    .count();
+                let started = after.iter().filter(|i| !before.contains(&i.id)).count();
+                if started > 0 {
+                    let message = format!(
+                        "liveness: {started} instance(s) started again ({replaced} were not running or failed the probe)"
+                    );
+                    info!(%key, %message);
+                    let _ = state
+                        .store()
+                        .add_deployment_event(&work.deployment.id, &message)
+                        .await;
+                }
+            }
+            Err(e) => {
+                warn!(%key, error = %e, "reconcile: could not bring the serving release back")
+            }
         }
     }
 }

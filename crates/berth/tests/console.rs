@@ -1,8 +1,8 @@
 //! The web console in a real browser: Debian's headless Chromium, driven by playwright-core
 //! (`tests/browser/console.mjs`), against the real `berth serve`, registry and engine. The script
 //! signs in, adds the basic-auth test registry and tests it, creates a component with the live
-//! image preview, deploys it from the component page and waits for `ready`; this test then
-//! fetches the URL the page showed.
+//! image preview, deploys it from the component page and waits for `ready`, promotes it; this
+//! test then fetches the URLs the page showed.
 //!
 //! Skips (with the reason) when node, Chromium or the script's `npm ci` are missing, unless
 //! `BERTH_REQUIRE_ENGINE=1` (scripts/test installs them).
@@ -138,19 +138,22 @@ fn console_signs_in_registers_creates_and_deploys_in_chromium() {
         .map(|j| serde_json::from_str(j).unwrap())
         .unwrap_or_else(|| panic!("no RESULT line:\n{}\n{log}", stdout(&out)));
 
-    // The URL the page showed is the gateway's, and it serves v1 (checked outside the browser).
-    let url = result["url"].as_str().unwrap();
-    assert_eq!(
-        url,
-        format!("{}/default/shop/{component}/development/", server.gateway)
-    );
-    let resp = http()
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.text().unwrap().trim(), "hello from v1");
+    // The URLs the page showed are the gateway's, and both environments serve v1 (checked
+    // outside the browser).
+    for (key, env_name) in [("url", "development"), ("prodUrl", "production")] {
+        let url = result[key].as_str().unwrap();
+        assert_eq!(
+            url,
+            format!("{}/default/shop/{component}/{env_name}/", server.gateway)
+        );
+        let resp = http()
+            .get(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        assert_eq!(resp.text().unwrap().trim(), "hello from v1", "{url}");
+    }
 
     // What the browser did went through the API's rules: the same state the CLI reads.
     let list = server.cli(&[
@@ -164,9 +167,16 @@ fn console_signs_in_registers_creates_and_deploys_in_chromium() {
         "json",
     ]);
     let list: Value = serde_json::from_str(&stdout(&list)).unwrap();
-    let d = &list["items"][0];
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "one deploy and one promotion: {list}");
+    let promoted = &items[0];
+    assert_eq!(promoted["environment"], "production", "{list}");
+    assert_eq!(promoted["trigger"], "promote");
+    let d = &items[1];
+    assert_eq!(d["environment"], "development", "{list}");
     assert_eq!(d["status"], "ready", "{list}");
     assert_eq!(d["trigger"], "user");
+    assert_eq!(promoted["digest"], d["digest"]);
     assert_eq!(d["actor"], "admin/bootstrap");
     assert_eq!(
         d["digest"].as_str().unwrap(),
@@ -180,6 +190,7 @@ fn console_signs_in_registers_creates_and_deploys_in_chromium() {
         "/orgs/default/settings/registries".to_owned(),
         "/orgs/default/projects/shop/components".to_owned(),
         format!("/orgs/default/projects/shop/components/{component}/deploy"),
+        format!("/orgs/default/projects/shop/components/{component}/promote"),
     ] {
         assert!(
             audit.contains(&format!("\"{path}\"")),

@@ -244,3 +244,57 @@ fn engine_away_deployments_wait_and_resume() {
         .unwrap();
     assert_eq!(ready["engine"]["ok"], true, "{ready}");
 }
+
+#[test]
+fn a_dead_instance_is_started_again_with_an_event() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let component = format!("berth-it-live-{}", std::process::id());
+    let _cleanup = Cleanup(component.clone());
+    let server = ServerProc::start(dir.path());
+    setup(&server, &env, &component);
+    let d = json_out(&ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &component,
+        "--wait",
+        "-o",
+        "json",
+    ])));
+    let before = containers(&component);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let name = before[0].split_whitespace().next().unwrap().to_owned();
+    // The process dies (as if crashed): the reconciler's liveness pass brings it back.
+    ok(Command::new("podman")
+        .args(["kill", &name])
+        .output()
+        .unwrap());
+    let url = format!("{}/default/shop/{component}/development/", server.gateway);
+    let id = d["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let events = stdout(&ok(server.cli(&[
+            "deployment",
+            "events",
+            &id,
+            "-o",
+            "json",
+        ])));
+        let body = http()
+            .get(&url)
+            .send()
+            .ok()
+            .and_then(|r| r.text().ok())
+            .unwrap_or_default();
+        if events.contains("liveness") && body.contains("hello from v1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {events} {body}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(containers(&component).len(), 1, "no duplicate");
+}

@@ -412,6 +412,10 @@ struct ComponentPage {
     live: LiveView,
     notice: Option<String>,
     deploy_problem: Problem,
+    /// Which Build Area form to show open (`tag`, `image`, `previous`).
+    deploy_what: String,
+    /// The Update Image URL field's value (what was typed, after a refusal).
+    deploy_image: String,
 }
 
 fn base_url(org: &str, project: &str, component: &str) -> String {
@@ -515,10 +519,13 @@ async fn live_view(
     })
 }
 
+#[derive(Default)]
 struct PageExtras {
     status: StatusCode,
     notice: Option<String>,
     deploy_problem: Problem,
+    /// The deploy form that was refused: (what, image URL typed).
+    deploy_form: Option<(String, String)>,
     promote_error: Option<String>,
 }
 
@@ -573,7 +580,12 @@ async fn component_page(
         extras.promote_error,
     )
     .await?;
+    let (deploy_what, deploy_image) = extras
+        .deploy_form
+        .unwrap_or_else(|| ("tag".to_owned(), component.image.clone()));
     let page = ComponentPage {
+        deploy_what,
+        deploy_image,
         chrome: c.chrome(&org.name, "overview", component.display_name.clone()),
         csrf: c.csrf.clone(),
         base: base_url(&org.name, &project.name, name),
@@ -613,10 +625,8 @@ pub async fn page(
         &c,
         (&org, &project, &name),
         PageExtras {
-            status: StatusCode::OK,
             notice,
-            deploy_problem: Problem::default(),
-            promote_error: None,
+            ..PageExtras::default()
         },
     )
     .await
@@ -745,9 +755,9 @@ pub async fn deploy(
                 (&org, &project, &name),
                 PageExtras {
                     status: e.status,
-                    notice: None,
                     deploy_problem: Problem::from_api(&e),
-                    promote_error: None,
+                    deploy_form: Some((form.what.clone(), form.image.clone())),
+                    ..PageExtras::default()
                 },
             )
             .await
@@ -792,9 +802,8 @@ pub async fn promote(
                 (&org, &project, &name),
                 PageExtras {
                     status: e.status,
-                    notice: None,
-                    deploy_problem: Problem::default(),
                     promote_error: Some(e.message),
+                    ..PageExtras::default()
                 },
             )
             .await

@@ -1,6 +1,6 @@
 // Drives the berth console in Debian's headless Chromium, as a person would: sign in, add a
 // basic-auth registry and test it, create a component with the live image preview, deploy it
-// from the component page and wait until the page shows `ready`, then open its URL.
+// from the component page and wait until the page shows `ready`, promote it, then open its URL.
 //
 // Usage: node console.mjs <console-url> <api-token>
 // Environment (set by crates/berth/tests/console.rs):
@@ -184,6 +184,27 @@ try {
   if (events.length === 0) fail("no deployment events shown");
   const url = await dev.locator("a.env-url").getAttribute("href");
   if (!url) fail("no URL shown for development");
+
+  // Update Image URL: a host no registry serves is refused, next to the form.
+  step("update image URL: refused inline");
+  await page.getByText("Update Image URL", { exact: true }).click();
+  await page.getByLabel("Image URL", { exact: true }).fill("ghcr.io/acme/web:1");
+  await page.getByRole("button", { name: "Deploy image" }).click();
+  await page.locator("#deploy-error").getByText("no registered registry serves ghcr.io").waitFor();
+  if ((await page.getByLabel("Image URL", { exact: true }).inputValue()) !== "ghcr.io/acme/web:1")
+    fail("the refused image URL was not kept in its field");
+
+  // Promote what is ready in development to production.
+  step("promote to production");
+  await page
+    .locator('[data-env="development"]')
+    .getByRole("button", { name: "Promote to Production" })
+    .click();
+  await page.getByText("Promotion started").waitFor();
+  const prod = page.locator('[data-env="production"]');
+  await prod.locator('[data-testid="status"]').getByText("ready", { exact: true }).waitFor({ timeout: 150_000 });
+  const prodUrl = await prod.locator("a.env-url").getAttribute("href");
+  if (!prodUrl) fail("no URL shown for production");
   await shot(page, "04-component");
   await page.setViewportSize({ width: 375, height: 800 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -217,11 +238,12 @@ try {
   const expected = [
     `HTTP 401 POST ${base}/login`,
     `HTTP 422 POST ${base}/orgs/default/projects/${project}/components`,
+    `HTTP 422 POST ${base}/orgs/default/projects/${project}/components/${component}/deploy`,
     `HTTP 404 GET ${new URL(url).origin}/favicon.ico`,
   ];
   const unexpected = problems.filter((p) => !expected.includes(p));
   if (unexpected.length) fail(`the browser reported problems:\n${unexpected.join("\n")}`);
-  console.log(`RESULT ${JSON.stringify({ url, events: events.length, tags })}`);
+  console.log(`RESULT ${JSON.stringify({ url, prodUrl, events: events.length, tags })}`);
 } catch (e) {
   console.error(`[browser] FAILED: ${e.stack || e}`);
   if (problems.length) console.error(`[browser] page problems:\n${problems.join("\n")}`);
