@@ -201,6 +201,10 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
     state
         .gateway()
         .set_org_contexts(key, crate::api::endpoints::org_contexts(&work.endpoints));
+    state.gateway().set_schemas(
+        key,
+        crate::api::endpoints::published_schemas(&work.endpoints),
+    );
     let mut backoff = Duration::from_secs(2);
     loop {
         let engine = match state.engine() {
@@ -371,6 +375,10 @@ pub async fn reconcile(state: &AppState) {
         state
             .gateway()
             .set_org_contexts(&key, crate::api::endpoints::org_contexts(&work.endpoints));
+        state.gateway().set_schemas(
+            &key,
+            crate::api::endpoints::published_schemas(&work.endpoints),
+        );
         refresh_org_subnets(state, engine, &key.org).await;
         let before: HashSet<String> = engine
             .instances(&key)

@@ -70,6 +70,8 @@ pub struct Gateway {
     exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
     /// Organization contexts per key.
     org_exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
+    /// Published schemas per key: (context, file name, content), served at `<context>/openapi`.
+    schemas: RwLock<HashMap<WorkloadKey, Vec<(String, String, String)>>>,
     /// Subnets of each organization's container networks: who may use the internal gateway.
     org_subnets: RwLock<HashMap<String, Vec<(std::net::IpAddr, u8)>>>,
     /// Base URL of the internal gateway as containers reach it, once it listens.
@@ -101,6 +103,7 @@ impl Gateway {
             web_apps: RwLock::new(Default::default()),
             exposure: RwLock::new(Default::default()),
             org_exposure: RwLock::new(Default::default()),
+            schemas: RwLock::new(Default::default()),
             org_subnets: RwLock::new(Default::default()),
             internal_url: RwLock::new(None),
             client,
@@ -179,6 +182,26 @@ impl Gateway {
                 route.org_contexts = contexts;
             }
         });
+    }
+
+    /// Sets the schema documents a workload publishes at `<context>/openapi`.
+    pub fn set_schemas(&self, key: &WorkloadKey, schemas: Vec<(String, String, String)>) {
+        self.schemas
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone(), schemas);
+    }
+
+    /// The schema published at `path` (e.g. `/api/openapi`) of a workload, if any.
+    fn schema_at(&self, key: &WorkloadKey, path: &str) -> Option<(String, String)> {
+        let schemas = self
+            .schemas
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        schemas.get(key)?.iter().find_map(|(ctx, name, content)| {
+            (path == format!("{}/openapi", ctx.trim_end_matches('/')))
+                .then(|| (name.clone(), content.clone()))
+        })
     }
 
     /// Records the subnets of an organization's networks (refreshed after each rollout).
@@ -516,6 +539,22 @@ async fn proxy(
             ),
         );
     };
+    let path = upstream_path.split('?').next().unwrap_or("/");
+    if req.method() == axum::http::Method::GET
+        && let Some((name, content)) = gw.schema_at(&key, path)
+    {
+        let content_type = if name.ends_with(".json") {
+            "application/json"
+        } else if [".graphql", ".graphqls", ".gql", ".sdl"]
+            .iter()
+            .any(|x| name.ends_with(x))
+        {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/yaml"
+        };
+        return ([(header::CONTENT_TYPE, content_type)], content).into_response();
+    }
     forward(&gw, &table, client, req, key, upstream_path, host).await
 }
 

@@ -191,6 +191,13 @@ fn endpoints_file_sets_port_and_public_routes() {
     ])));
     assert_eq!(listed["endpoints"][0]["urls"]["development"], url.as_str());
     assert_eq!(listed["endpoints"][0]["urls"]["production"], Value::Null);
+    // The release publishes its schema at <context>/openapi.
+    let (code, body) = status(&format!("{url}openapi"));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("openapi: 3.0.3") && body.contains("title: web"),
+        "{body}"
+    );
 
     // Only Public contexts are routed: /healthz public, the rest not.
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: health\n    service:\n      basePath: /healthz\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n  - name: site\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Project]\n").unwrap();

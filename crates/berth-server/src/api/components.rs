@@ -460,9 +460,7 @@ pub async fn deploy_component(
     }
     // The endpoints file as it is now becomes part of the release; a component without a port
     // serves on its first endpoint's.
-    let endpoints = crate::api::endpoints::current_endpoints(state, target).await?;
-    let snapshot = serde_json::to_string(&endpoints)
-        .map_err(|e| ApiError::internal(format!("endpoints snapshot: {e}")))?;
+    let (endpoints, snapshot) = crate::api::endpoints::current_snapshot(state, target).await?;
     let port = component.port.or_else(|| {
         endpoints
             .iter()

@@ -84,10 +84,73 @@ pub async fn current_endpoints(
     Ok(endpoints)
 }
 
+/// What a release keeps of the endpoints file: the endpoints and the content of the schema
+/// files they name (so a release serves the schema it was deployed with).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub schemas: BTreeMap<String, String>,
+}
+
+/// Reads a release's snapshot (also the first format: a bare array of endpoints).
+pub fn parse_snapshot(text: &str) -> Snapshot {
+    serde_json::from_str::<Snapshot>(text)
+        .or_else(|_| {
+            serde_json::from_str::<Vec<Endpoint>>(text).map(|endpoints| Snapshot {
+                endpoints,
+                schemas: BTreeMap::new(),
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The endpoints of the next release and its snapshot (JSON).
+pub async fn current_snapshot(
+    state: &AppState,
+    target: ComponentRef<'_>,
+) -> ApiResult<(Vec<Endpoint>, String)> {
+    let endpoints = current_endpoints(state, target).await?;
+    let named: BTreeSet<&str> = endpoints
+        .iter()
+        .filter_map(|e| e.schema_file.as_deref())
+        .collect();
+    let schemas = state
+        .store()
+        .schema_files(target)
+        .await?
+        .into_iter()
+        .filter(|f| named.contains(f.name.as_str()))
+        .map(|f| (f.name, f.content))
+        .collect();
+    let snapshot = Snapshot {
+        endpoints: endpoints.clone(),
+        schemas,
+    };
+    let json = serde_json::to_string(&snapshot)
+        .map_err(|e| ApiError::internal(format!("endpoints snapshot: {e}")))?;
+    Ok((endpoints, json))
+}
+
+/// The schema documents a release publishes: (context, file name, content) of its Public HTTP
+/// endpoints that have a schema file.
+pub fn published_schemas(snapshot: &str) -> Vec<(String, String, String)> {
+    let s = parse_snapshot(snapshot);
+    s.endpoints
+        .iter()
+        .filter(|e| e.kind.is_http() && e.visibilities.contains(&Visibility::Public))
+        .filter_map(|e| {
+            let name = e.schema_file.clone()?;
+            let content = s.schemas.get(&name)?.clone();
+            Some((e.context.clone(), name, content))
+        })
+        .collect()
+}
+
 /// The contexts the external gateway routes for a release's endpoints snapshot: `None` when
 /// it has no endpoints (everything is routed), else those of its Public HTTP endpoints.
 pub fn public_contexts(snapshot: &str) -> Option<Vec<String>> {
-    let endpoints: Vec<Endpoint> = serde_json::from_str(snapshot).unwrap_or_default();
+    let endpoints = parse_snapshot(snapshot).endpoints;
     if endpoints.is_empty() {
         return None;
     }
@@ -102,7 +165,7 @@ pub fn public_contexts(snapshot: &str) -> Option<Vec<String>> {
 
 /// The contexts of a release's Organization HTTP endpoints (routed by the internal gateway).
 pub fn org_contexts(snapshot: &str) -> Vec<String> {
-    let endpoints: Vec<Endpoint> = serde_json::from_str(snapshot).unwrap_or_default();
+    let endpoints = parse_snapshot(snapshot).endpoints;
     endpoints
         .iter()
         .filter(|e| e.kind.is_http() && e.visibilities.contains(&Visibility::Organization))

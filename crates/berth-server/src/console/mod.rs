@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use berth_core::role::Role;
 use berth_store::{NewAuditEntry, Principal};
 use serde::de::DeserializeOwned;
 use tracing::{debug, error};
@@ -143,15 +142,11 @@ impl Console {
             js_url: assets::js_url(),
             signed_in: Some(Signed {
                 user: self.principal.user.clone(),
-                role: role_name(self.principal.role),
+                role: self.principal.role.as_str().to_owned(),
                 csrf: self.csrf.clone(),
             }),
         }
     }
-}
-
-fn role_name(role: Role) -> String {
-    role.to_string()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Console {
