@@ -70,6 +70,8 @@ pub struct Gateway {
     exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
     /// Organization contexts per key.
     org_exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
+    /// Per-route counters: (key, status class) → (requests, total milliseconds).
+    metrics: std::sync::Mutex<std::collections::BTreeMap<(WorkloadKey, u16), (u64, u64)>>,
     /// Published schemas per key: (context, file name, content), served at `<context>/openapi`.
     schemas: RwLock<HashMap<WorkloadKey, Vec<(String, String, String)>>>,
     /// Subnets of each organization's container networks: who may use the internal gateway.
@@ -104,6 +106,7 @@ impl Gateway {
             exposure: RwLock::new(Default::default()),
             org_exposure: RwLock::new(Default::default()),
             schemas: RwLock::new(Default::default()),
+            metrics: std::sync::Mutex::new(Default::default()),
             org_subnets: RwLock::new(Default::default()),
             internal_url: RwLock::new(None),
             client,
@@ -182,6 +185,51 @@ impl Gateway {
                 route.org_contexts = contexts;
             }
         });
+    }
+
+    fn record(&self, key: &WorkloadKey, status: u16, ms: u64) {
+        let mut m = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = m.entry((key.clone(), status / 100 * 100)).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += ms;
+    }
+
+    /// Per-route request counts and latency sums in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let m = self
+            .metrics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::from(
+            "# HELP berth_gateway_requests_total Requests proxied per route and status class.\n# TYPE berth_gateway_requests_total counter\n",
+        );
+        let label = |k: &WorkloadKey, class: u16| {
+            format!(
+                "org=\"{}\",project=\"{}\",component=\"{}\",env=\"{}\",status=\"{}xx\"",
+                k.org,
+                k.project,
+                k.component,
+                k.env,
+                class / 100
+            )
+        };
+        for ((k, class), (n, _)) in m.iter() {
+            out.push_str(&format!(
+                "berth_gateway_requests_total{{{}}} {n}\n",
+                label(k, *class)
+            ));
+        }
+        out.push_str("# HELP berth_gateway_request_milliseconds_total Time to the upstream's answer head, summed.\n# TYPE berth_gateway_request_milliseconds_total counter\n");
+        for ((k, class), (_, ms)) in m.iter() {
+            out.push_str(&format!(
+                "berth_gateway_request_milliseconds_total{{{}}} {ms}\n",
+                label(k, *class)
+            ));
+        }
+        out
     }
 
     /// Sets the schema documents a workload publishes at `<context>/openapi`.
@@ -624,6 +672,11 @@ async fn forward(
     *req.version_mut() = axum::http::Version::HTTP_11;
     match tokio::time::timeout(UPSTREAM_TIMEOUT, gw.client.request(req)).await {
         Ok(Ok(mut resp)) => {
+            gw.record(
+                &key,
+                resp.status().as_u16(),
+                started.elapsed().as_millis() as u64,
+            );
             info!(target: "berth::gateway::access", %key, %backend, %method,
                 path = %upstream_path, status = resp.status().as_u16(),
                 ms = started.elapsed().as_millis() as u64, "proxied");
@@ -650,6 +703,7 @@ async fn forward(
             Response::from_parts(parts, Body::new(body))
         }
         Ok(Err(e)) => {
+            gw.record(&key, 502, started.elapsed().as_millis() as u64);
             warn!(%key, %backend, error = %e, "upstream failed");
             error(
                 StatusCode::BAD_GATEWAY,

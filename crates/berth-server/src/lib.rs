@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::system::healthz))
         .route("/readyz", get(api::system::readyz))
+        .route("/metrics", get(api::system::metrics))
         .route("/api/v1/openapi.json", get(api::system::openapi))
         // CI tokens are no user tokens: the webhook has its own authentication and audit.
         .nest("/api/v1/hooks", api::ci::hooks(state.clone()))

@@ -191,6 +191,19 @@ fn endpoints_file_sets_port_and_public_routes() {
     ])));
     assert_eq!(listed["endpoints"][0]["urls"]["development"], url.as_str());
     assert_eq!(listed["endpoints"][0]["urls"]["production"], Value::Null);
+    // Per-route metrics count what went through.
+    let metrics = http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "component=\"{component}\",env=\"development\",status=\"2xx\""
+        )),
+        "{metrics}"
+    );
     // The release publishes its schema at <context>/openapi.
     let (code, body) = status(&format!("{url}openapi"));
     assert_eq!(code, 200);

@@ -82,6 +82,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// Prometheus metrics: the gateway's per-route request counts and latency sums.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.gateway().metrics_text(),
+    )
+}
+
 pub async fn openapi() -> impl IntoResponse {
     axum::Json(super::ApiDoc::openapi())
 }
