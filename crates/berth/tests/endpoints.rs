@@ -191,6 +191,76 @@ fn endpoints_file_sets_port_and_public_routes() {
     ])));
     assert_eq!(listed["endpoints"][0]["urls"]["development"], url.as_str());
     assert_eq!(listed["endpoints"][0]["urls"]["production"], Value::Null);
+    // HTTP/2 from clients (h2c with prior knowledge).
+    let h2 = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&h2.stdout), "2 200");
+
+    // A web app answers by host name.
+    let site = format!("{component}-site");
+    ok(server.cli(&[
+        "component",
+        "create",
+        &site,
+        "--project",
+        "shop",
+        "--type",
+        "web-app",
+        "--registry",
+        "local",
+        "--image",
+        &format!("{}/test/web:v2", env.registry),
+        "--port",
+        "8080",
+    ]));
+    let _site_cleanup = Cleanup(site.clone());
+    ok(server.cli(&[
+        "deploy",
+        "--project",
+        "shop",
+        "--component",
+        &site,
+        "--wait",
+    ]));
+    let host = format!("{site}-shop-development.default.localhost");
+    let port = server.gateway.rsplit(':').next().unwrap();
+    let by_host = Command::new("curl")
+        .args([
+            "-s",
+            "--resolve",
+            &format!("{host}:{port}:127.0.0.1"),
+            &format!("http://{host}:{port}/"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&by_host.stdout).trim(),
+        "hello from v2"
+    );
+    let status_json = json_out(&ok(server.cli(&[
+        "component",
+        "status",
+        &site,
+        "--project",
+        "shop",
+        "-o",
+        "json",
+    ])));
+    assert_eq!(
+        status_json["items"][0]["url"],
+        format!("http://{host}:{port}/").as_str()
+    );
+
     // Per-route metrics count what went through.
     let metrics = http()
         .get(format!("{}/metrics", server.url))
