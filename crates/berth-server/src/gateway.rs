@@ -53,6 +53,9 @@ impl Table {
     }
 }
 
+/// A published schema: (context, file name, content).
+pub type Published = (String, String, String);
+
 /// The host name a web app answers on (without the port).
 pub fn web_app_host(key: &WorkloadKey) -> String {
     format!(
@@ -73,7 +76,7 @@ pub struct Gateway {
     /// Per-route counters: (key, status class) → (requests, total milliseconds).
     metrics: std::sync::Mutex<std::collections::BTreeMap<(WorkloadKey, u16), (u64, u64)>>,
     /// Published schemas per key: (context, file name, content), served at `<context>/openapi`.
-    schemas: RwLock<HashMap<WorkloadKey, Vec<(String, String, String)>>>,
+    schemas: RwLock<HashMap<WorkloadKey, Vec<Published>>>,
     /// Subnets of each organization's container networks: who may use the internal gateway.
     org_subnets: RwLock<HashMap<String, Vec<(std::net::IpAddr, u8)>>>,
     /// Base URL of the internal gateway as containers reach it, once it listens.
@@ -233,7 +236,7 @@ impl Gateway {
     }
 
     /// Sets the schema documents a workload publishes at `<context>/openapi`.
-    pub fn set_schemas(&self, key: &WorkloadKey, schemas: Vec<(String, String, String)>) {
+    pub fn set_schemas(&self, key: &WorkloadKey, schemas: Vec<Published>) {
         self.schemas
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -6,46 +6,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{BIN, ServerProc, cli_stdin, get_body, http, json_out, ok, stderr, stdout};
 use serde_json::{Value, json};
-
-fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
-fn cli_stdin(server: &ServerProc, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 /// Pushes a copy of a test image, as a CI pipeline would.
 fn push(env: &berth_testkit::TestEnv, from: &str, to: &str) {
@@ -93,16 +58,6 @@ impl Drop for Cleanup {
                 let _ = Command::new("podman").args(["rm", "-f", &name]).output();
             }
         }
-    }
-}
-
-fn get_body(url: &str) -> (u16, String) {
-    match http().get(url).timeout(Duration::from_secs(5)).send() {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            (code, r.text().unwrap_or_default())
-        }
-        Err(e) => (0, e.to_string()),
     }
 }
 

@@ -5,27 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, stderr, stdout};
 use serde_json::{Value, json};
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
 
 /// Runs the CLI and expects exit 1 with a JSON error envelope; returns its `error`.
 fn cli_err(server: &ServerProc, args: &[&str]) -> Value {
@@ -66,16 +50,6 @@ fn api_as(
     let status = resp.status().as_u16();
     let text = resp.text().unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn get_body(url: &str) -> (u16, String) {
-    match http().get(url).timeout(Duration::from_secs(5)).send() {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            (code, r.text().unwrap_or_default())
-        }
-        Err(e) => (0, e.to_string()),
-    }
 }
 
 /// Names of the containers of a component (optionally of one environment), found by label
@@ -139,32 +113,7 @@ fn start(env: &berth_testkit::TestEnv, dir: &std::path::Path) -> ServerProc {
         dir,
         &[("BERTH_READY_TIMEOUT", "30"), ("BERTH_DRAIN_MS", "300")],
     );
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(&server, env, None);
     ok(server.cli(&["project", "create", "shop"]));
     server
 }

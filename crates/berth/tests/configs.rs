@@ -4,51 +4,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{ServerProc, cli_stdin, http, json_out, ok, stderr, stdout};
 use serde_json::Value;
 
 const SECRET_ENV: &str = "t0p-s3cret-env-value";
 const SECRET_FILE: &str = "k3y-s3cret-file-content";
-
-fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
-fn cli_stdin(server: &ServerProc, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn running_container(component: &str) -> String {
     let out = Command::new("podman")

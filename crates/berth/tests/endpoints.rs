@@ -3,26 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{ServerProc, add_local_registry, http, json_out, ok, stderr, stdout};
 use serde_json::Value;
-
-fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
 
 struct Cleanup(String);
 
@@ -54,32 +38,7 @@ fn endpoints_file_sets_port_and_public_routes() {
     let component = format!("berth-it-ep-{}", std::process::id());
     let _cleanup = Cleanup(component.clone());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(&server, &env, None);
     ok(server.cli(&["project", "create", "shop"]));
     // No --port: the endpoints file gives it.
     ok(server.cli(&[
@@ -366,66 +325,14 @@ fn organization_endpoints_answer_only_the_organizations_containers() {
     let _c2 = Cleanup(other.clone());
     let _c3 = Cleanup(stranger.clone());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(&server, &env, None);
     let image = format!("{}/test/web:v1", env.registry);
     // Org "default": project shop has the API, project tools a neighbour.
     ok(server.cli(&["project", "create", "shop"]));
     ok(server.cli(&["project", "create", "tools"]));
     // Another organization with its own registry, project and component.
     ok(server.cli(&["org", "create", "acme"]));
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--org",
-            "acme",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(&server, &env, Some("acme"));
     ok(server.cli(&["project", "create", "lab", "--org", "acme"]));
     for (name, project, org) in [
         (&api, "shop", "default"),

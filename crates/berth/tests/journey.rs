@@ -4,29 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{BIN, ServerProc, http, stderr, stdout};
-use serde_json::Value;
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
-fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
+use common::{ServerProc, add_local_registry, get_body, json_out, ok, stderr};
 
 /// Containers of a component, counted by label through podman (an independent view).
 fn containers(component: &str) -> Vec<String> {
@@ -39,16 +22,6 @@ fn containers(component: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-fn get_body(url: &str) -> (u16, String) {
-    match http().get(url).timeout(Duration::from_secs(5)).send() {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            (code, r.text().unwrap_or_default())
-        }
-        Err(e) => (0, e.to_string()),
-    }
 }
 
 #[test]
@@ -65,32 +38,7 @@ fn register_create_deploy_reach_update_promote_rollback_delete() {
     let _cleanup = Cleanup(component.clone());
 
     // 1. Register the private registry (password from stdin).
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(&server, &env, None);
     ok(server.cli(&["project", "create", "shop"]));
 
     // 2. Create the component from its image URL: the tag is resolved now.

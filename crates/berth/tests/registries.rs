@@ -5,34 +5,8 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{ServerProc, cli_stdin, http, json_out, stderr, stdout};
 use serde_json::{Value, json};
-
-/// Runs the CLI with `input` on stdin.
-fn cli_stdin(server: &ServerProc, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .env_remove("BERTH_TOKEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
 
 #[test]
 fn register_test_and_resolve_with_each_auth_type() {

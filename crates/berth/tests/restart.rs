@@ -5,27 +5,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, ServerProc, http, stderr, stdout};
+use common::{ServerProc, add_local_registry, http, json_out, ok, stdout};
 use serde_json::Value;
-
-fn ok(o: std::process::Output) -> std::process::Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
 
 fn containers(component: &str) -> Vec<String> {
     let out = Command::new("podman")
@@ -55,32 +39,7 @@ impl Drop for Cleanup {
 }
 
 fn setup(server: &ServerProc, env: &berth_testkit::TestEnv, component: &str) {
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(server, env, None);
     ok(server.cli(&["project", "create", "shop"]));
     ok(server.cli(&[
         "component",

@@ -7,27 +7,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, ServerProc, stderr, stdout};
+use common::{ServerProc, add_local_registry, json_out, ok, stderr, stdout};
 use serde_json::Value;
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "stdout: {}\nstderr: {}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-fn json_out(o: &Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
 
 /// Names of the containers of a component (all states).
 fn containers(component: &str) -> Vec<String> {
@@ -53,32 +37,7 @@ impl Drop for Cleanup {
 }
 
 fn setup(server: &ServerProc, env: &berth_testkit::TestEnv, component: &str, kind: &str) {
-    let mut add = Command::new(BIN)
-        .args([
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ])
-        .env("BERTH_SERVER", &server.url)
-        .env("BERTH_DATA_DIR", &server.data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(env.password.as_bytes())
-        .unwrap();
-    ok(add.wait_with_output().unwrap());
+    add_local_registry(server, env, None);
     ok(server.cli(&["project", "create", "shop"]));
     ok(server.cli(&[
         "component",

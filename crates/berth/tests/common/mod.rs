@@ -182,3 +182,74 @@ pub fn http() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
 }
+
+/// Asserts the command succeeded (showing its output otherwise) and returns it.
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// The command's stdout as JSON (showing both streams when it is not).
+pub fn json_out(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// Runs the CLI against `server` with `input` on stdin.
+pub fn cli_stdin(server: &ServerProc, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("BERTH_SERVER", &server.url)
+        .env("BERTH_DATA_DIR", &server.data_dir)
+        .env_remove("BERTH_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the berth CLI");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// GET `url`: (status, body), or (0, the error) when it cannot connect.
+pub fn get_body(url: &str) -> (u16, String) {
+    match http().get(url).timeout(Duration::from_secs(5)).send() {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            (code, r.text().unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Registers the basic-auth test registry as `local` (password through stdin, as users do),
+/// in `org` (`None` = the default organization).
+pub fn add_local_registry(server: &ServerProc, env: &berth_testkit::TestEnv, org: Option<&str>) {
+    let mut args = vec![
+        "registry",
+        "add",
+        "local",
+        "--host",
+        &env.registry,
+        "--auth",
+        "basic",
+        "--username",
+        &env.user,
+        "--password-stdin",
+    ];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    ok(cli_stdin(server, &args, &env.password));
+}
