@@ -844,7 +844,9 @@ async fn projects_are_isolated_and_siblings_reach_each_other() {
         task.workload.command = Some(vec![
             "/bin/sh".into(),
             "-c".into(),
-            format!("timeout 3 wget -q -O- {url}"),
+            // A compound command keeps `sh` as PID 1: as PID 1 itself, wget would ignore the
+            // SIGTERM of `timeout` and hang in connect() when the destination drops packets.
+            format!("timeout 3 wget -q -O- {url}; exit $?"),
         ]);
         task
     };
