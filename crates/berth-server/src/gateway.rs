@@ -305,6 +305,10 @@ impl Gateway {
         let app = axum::Router::new()
             .fallback(proxy_internal)
             .with_state(self);
+        // Small proxied answers must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -351,6 +355,10 @@ impl Gateway {
         let addr = listener.local_addr()?;
         info!(%addr, "gateway listening on http://{addr}");
         let app = axum::Router::new().fallback(proxy).with_state(self);
+        // Small proxied answers must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
