@@ -31,25 +31,6 @@ fn context(component_id: &str, env_id: &str, class: &str, name: &str) -> String 
 }
 
 impl Store {
-    async fn component_env_ids(
-        &self,
-        target: ComponentRef<'_>,
-        env: &str,
-    ) -> Result<(String, String)> {
-        let component_id = self
-            .component_id(target.org, target.project, target.component)
-            .await?;
-        let org_id = self.org_id(target.org).await?;
-        let env_id: String =
-            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = ? AND name = ?")
-                .bind(&org_id)
-                .bind(env)
-                .fetch_optional(self.pool())
-                .await?
-                .ok_or_else(|| Error::not_found("environment", env))?;
-        Ok((component_id, env_id))
-    }
-
     /// Sets and removes entries in one transaction (sets win over unsets of the same name).
     pub async fn change_configs(
         &self,
@@ -58,7 +39,7 @@ impl Store {
         set: &[(ConfigKind, String, String)],
         unset: &[(String, String)],
     ) -> Result<()> {
-        let (component_id, env_id) = self.component_env_ids(target, env).await?;
+        let (component_id, env_id) = self.component_env_id(target, env).await?;
         let mut tx = self.pool().begin().await?;
         for (class, name) in unset {
             sqlx::query(
@@ -108,7 +89,7 @@ impl Store {
         target: ComponentRef<'_>,
         env: &str,
     ) -> Result<Vec<ConfigEntry>> {
-        let (component_id, env_id) = self.component_env_ids(target, env).await?;
+        let (component_id, env_id) = self.component_env_id(target, env).await?;
         let rows = sqlx::query(
             "SELECT kind, name, value, updated_at FROM component_configs
              WHERE component_id = ? AND environment_id = ? ORDER BY class, name",
@@ -139,7 +120,7 @@ impl Store {
         target: ComponentRef<'_>,
         env: &str,
     ) -> Result<Vec<ConfigValue>> {
-        let (component_id, env_id) = self.component_env_ids(target, env).await?;
+        let (component_id, env_id) = self.component_env_id(target, env).await?;
         let rows = sqlx::query(
             "SELECT kind, class, name, value FROM component_configs
              WHERE component_id = ? AND environment_id = ? ORDER BY class, name",

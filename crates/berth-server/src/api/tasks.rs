@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::components::component_or_404;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -30,28 +31,6 @@ const DEADLINE_MAX: i64 = 365 * 24 * 3600;
 const HISTORY_MAX: i64 = 1000;
 /// Fire times shown with a schedule.
 const UPCOMING: usize = 5;
-
-async fn component_or_404(
-    state: &AppState,
-    org: &str,
-    project: &str,
-    name: &str,
-) -> ApiResult<Component> {
-    if state.store().get_project(org, project).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "project {project:?} not found in organization {org:?}"
-        )));
-    }
-    state
-        .store()
-        .get_component(org, project, name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "component {name:?} not found in project {project:?}"
-            ))
-        })
-}
 
 /// The component, which must be a task (a scheduled one when `scheduled`).
 async fn task_component(
