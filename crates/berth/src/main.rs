@@ -421,7 +421,10 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
             let logs: Value = client()?.get(&path).await?;
             if printer.output == cli::Output::Table {
                 for line in logs["lines"].as_array().into_iter().flatten() {
-                    print!("{}", line.as_str().unwrap_or_default());
+                    println!(
+                        "{}",
+                        line.as_str().unwrap_or_default().trim_end_matches('\n')
+                    );
                 }
                 Ok(())
             } else {
