@@ -7,6 +7,7 @@
 //! depends on nothing of ours.
 
 pub mod api;
+pub mod auto_deploy;
 pub mod ci;
 pub mod config;
 pub mod cron;

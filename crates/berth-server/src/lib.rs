@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod auto_deploy;
 pub mod console;
 pub mod deploy;
 pub mod error;
@@ -210,6 +211,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(api::system::openapi))
         // CI tokens are no user tokens: the webhook has its own authentication and audit.
         .nest("/api/v1/hooks", api::ci::hooks(state.clone()))
+        // A registry's push events, authenticated by its notification secret.
+        .nest(
+            api::auto_deploy::NOTIFICATIONS_PATH,
+            api::auto_deploy::notifications(),
+        )
         .nest("/api/v1", v1)
         // The console: server-rendered pages at `/`, `/login`, `/orgs/...`.
         .merge(console::routes(state.clone()))
@@ -381,6 +387,7 @@ impl Server {
         ));
         deploy::start(self.state.clone());
         tasks::start(self.state.clone());
+        auto_deploy::start(self.state.clone());
         info!(%addr, "berth listening on http://{addr}");
         let app = router(self.state.clone());
         let _gateway_guard = StopOnDrop(gw_stop);

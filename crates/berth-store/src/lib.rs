@@ -5,6 +5,7 @@
 //! (`NotFound`, `Conflict`, …) and map them to their own world. Every multi-row change runs in
 //! one transaction, so an error never leaves anything half-written.
 
+mod auto_deploy;
 mod ci_tokens;
 mod components;
 mod configs;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use auto_deploy::{AutoDeployCheckRecord, AutoDeployState, NewAutoDeploy};
 pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
 pub use components::{
     ComponentRef, DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice,

@@ -118,6 +118,9 @@ pub enum Command {
     /// External CI: component-bound tokens and ready-made deploy snippets.
     #[command(subcommand)]
     Ci(CiCmd),
+    /// Auto-deploy: deploy new tags of a component's repository as they appear.
+    #[command(subcommand)]
+    AutoDeploy(AutoDeployCmd),
     /// Recent logs of a component's running instance.
     Logs {
         #[arg(long)]
@@ -858,5 +861,64 @@ pub enum CronCmd {
         after: Option<String>,
         #[arg(long, default_value_t = 5)]
         count: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AutoDeployTarget {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long)]
+    pub component: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutoDeployCmd {
+    /// Set (replace) the policy; the first check runs within seconds.
+    Set {
+        #[command(flatten)]
+        target: AutoDeployTarget,
+        /// digest (the tracked tag moved), semver (highest tag in --range) or regex (greatest
+        /// tag matching --regex in --sort order).
+        #[arg(long, value_parser = |s: &str| s.parse::<berth_core::auto_deploy::PolicyKind>())]
+        policy: berth_core::auto_deploy::PolicyKind,
+        /// digest: the tag to track (default: the component's tag).
+        #[arg(long)]
+        tag: Option<String>,
+        /// semver: the range, e.g. ^1.2, ~1.4, ">=1.0, <2".
+        #[arg(long)]
+        range: Option<String>,
+        /// regex: the pattern a whole tag must match, e.g. 'build-(\d+)'.
+        #[arg(long)]
+        regex: Option<String>,
+        /// regex: alphabetical (default) or numeric, on the first capture group.
+        #[arg(long, value_parser = |s: &str| s.parse::<berth_core::auto_deploy::SortOrder>())]
+        sort: Option<berth_core::auto_deploy::SortOrder>,
+        /// Seconds between registry checks (default 60, at least 30).
+        #[arg(long)]
+        interval: Option<u32>,
+        /// Store the policy without polling (`auto-deploy check` still works).
+        #[arg(long)]
+        disabled: bool,
+    },
+    Get {
+        #[command(flatten)]
+        target: AutoDeployTarget,
+    },
+    /// Turn auto-deploy off (removes the policy).
+    Disable {
+        #[command(flatten)]
+        target: AutoDeployTarget,
+    },
+    /// Run one check now and print what it decided (deploy, none or error).
+    Check {
+        #[command(flatten)]
+        target: AutoDeployTarget,
+    },
+    /// Create (or replace) the secret a registry sends with its push notifications, and print
+    /// it once with the URL to configure as the registry's notification endpoint (admins).
+    NotificationSecret {
+        #[arg(long)]
+        registry: String,
     },
 }

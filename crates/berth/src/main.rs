@@ -1,6 +1,7 @@
 //! `berth`: the server (`berth serve`) and the CLI that talks to it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod auto_deploy;
 mod ci;
 mod cli;
 mod client;
@@ -402,6 +403,7 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
         Command::Endpoints(cmd) => endpoints::run(cmd, &client()?, &org, printer).await,
         Command::Config(cmd) => config(cmd, &client()?, &org, printer).await,
         Command::Ci(cmd) => ci::run(cmd, &client()?, &org, printer).await,
+        Command::AutoDeploy(cmd) => auto_deploy::run(cmd, &client()?, &org, printer).await,
         Command::Task(cmd) => tasks::task(cmd, &client()?, &org, printer).await,
         Command::Cron(cmd) => tasks::cron(cmd, printer),
         Command::Logs {

@@ -1,5 +1,6 @@
 //! The HTTP API under `/api/v1`, plus `/healthz` and `/readyz`.
 
+pub mod auto_deploy;
 pub mod ci;
 pub mod components;
 pub mod endpoints;
@@ -39,6 +40,9 @@ use crate::AppState;
         endpoints::put_schema, endpoints::delete_schema, components::list_configs, components::change_configs,
         ci::list_ci_tokens, ci::create_ci_token, ci::revoke_ci_token, ci::ci_snippet,
         ci::deploy_hook, ci::hook_deployment,
+        auto_deploy::get_auto_deploy, auto_deploy::put_auto_deploy,
+        auto_deploy::delete_auto_deploy, auto_deploy::check_auto_deploy,
+        auto_deploy::rotate_notification_secret, auto_deploy::registry_notification,
         tasks::get_schedule, tasks::put_schedule, tasks::delete_schedule, tasks::run,
         tasks::list_executions, tasks::get_execution, tasks::execution_logs,
         tasks::cancel_execution,
@@ -179,6 +183,20 @@ pub fn authenticated() -> Router<AppState> {
         .route(
             "/orgs/{org}/projects/{project}/components/{component}/ci-snippets/{kind}",
             get(ci::ci_snippet),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/auto-deploy",
+            get(auto_deploy::get_auto_deploy)
+                .put(auto_deploy::put_auto_deploy)
+                .delete(auto_deploy::delete_auto_deploy),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/components/{component}/auto-deploy/check",
+            axum::routing::post(auto_deploy::check_auto_deploy),
+        )
+        .route(
+            "/orgs/{org}/registries/{registry}/notification-secret",
+            axum::routing::post(auto_deploy::rotate_notification_secret),
         )
         .route(
             "/orgs/{org}/projects/{project}/components/{component}/environments/{env}/schedule",
