@@ -64,6 +64,8 @@ pub struct Config {
     /// Base URL clients and CI reach the API at (status URLs, CI snippets); `None` =
     /// `http://<listen address>`.
     pub public_url: Option<String>,
+    /// Deploy-webhook calls each CI token may make per minute.
+    pub ci_rate_per_minute: u32,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             ready_timeout: Duration::from_secs(120),
             drain: Duration::from_secs(10),
             public_url: None,
+            ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct RuntimeConfig {
     pub drain: Duration,
     /// Base URL of the API as clients reach it (status URLs).
     pub public_url: String,
+    /// Deploy-webhook calls each CI token may make per minute.
+    pub ci_rate_per_minute: u32,
 }
 
 impl AppState {
@@ -134,6 +139,7 @@ impl AppState {
         config: RuntimeConfig,
         gateway: Arc<gateway::Gateway>,
     ) -> Self {
+        let ci_limiter = api::ci::RateLimiter::new(config.ci_rate_per_minute);
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -142,7 +148,7 @@ impl AppState {
                 gateway,
                 runners: deploy::Runners::default(),
                 tasks: tasks::Tasks::default(),
-                ci_limiter: api::ci::RateLimiter::default(),
+                ci_limiter,
                 sessions: console::session::Sessions::default(),
             }),
         }
@@ -344,6 +350,7 @@ impl Server {
             ready_timeout: config.ready_timeout,
             drain: config.drain,
             public_url: configured_url.unwrap_or_else(|| format!("http://{api_addr}")),
+            ci_rate_per_minute: config.ci_rate_per_minute,
         };
         let gateway = Arc::new(gateway::Gateway::new(format!("http://{gw_addr}")));
         Ok(Self {

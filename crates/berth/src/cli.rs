@@ -184,6 +184,9 @@ pub struct ServeArgs {
         default_value = "0.0.0.0:7481"
     )]
     pub internal_gateway_listen: SocketAddr,
+    /// Deploy-webhook calls each CI token may make per minute (429 with Retry-After beyond).
+    #[arg(long, env = "BERTH_CI_RATE_PER_MINUTE", default_value_t = 30)]
+    pub ci_rate_per_minute: u32,
     /// Seconds a new release may take to get ready before it is rolled back.
     #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]
     pub ready_timeout: u64,

@@ -1153,6 +1153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         internal_gateway_listen: args.internal_gateway_listen,
         ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
         drain: std::time::Duration::from_millis(args.drain_ms),
+        ci_rate_per_minute: args.ci_rate_per_minute,
         public_url: args.public_url,
     };
     let server = berth_server::Server::prepare(&config).await?;

@@ -30,6 +30,7 @@ async fn fixture() -> Fixture {
             ready_timeout: std::time::Duration::from_secs(5),
             drain: std::time::Duration::from_millis(10),
             public_url: "http://127.0.0.1:7400".into(),
+            ci_rate_per_minute: 30,
         },
         Arc::new(crate::gateway::Gateway::new("http://127.0.0.1:7480".into())),
     );
