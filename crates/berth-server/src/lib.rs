@@ -116,6 +116,9 @@ struct Inner {
     ci_limiter: api::ci::RateLimiter,
     /// Signed-in console sessions.
     sessions: console::session::Sessions,
+    /// Registry clients by settings fingerprint (see `api::registries::client_for`).
+    registry_clients:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<berth_registry::RegistryClient>>>,
 }
 
 /// Settings the services read at run time.
@@ -149,6 +152,7 @@ impl AppState {
                 runners: deploy::Runners::default(),
                 tasks: tasks::Tasks::default(),
                 ci_limiter,
+                registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
                 sessions: console::session::Sessions::default(),
             }),
         }
@@ -156,6 +160,18 @@ impl AppState {
 
     pub fn ssrf_policy(&self) -> berth_registry::SsrfPolicy {
         self.inner.config.ssrf
+    }
+
+    pub(crate) fn registry_clients(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, Arc<berth_registry::RegistryClient>>,
+    > {
+        self.inner
+            .registry_clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn config(&self) -> &RuntimeConfig {

@@ -158,7 +158,49 @@ pub fn api_host(canonical: &str) -> String {
 }
 
 /// A client for a stored registry, with its credentials.
-pub fn client_for(state: &AppState, s: &RegistrySettings) -> ApiResult<RegistryClient> {
+/// The registry client for a stored registry, shared between calls: connections, the learned
+/// scheme and auth challenge, and Bearer tokens are reused. Keyed by a hash of every setting
+/// (credentials included), so a changed registry gets a new client.
+pub fn client_for(
+    state: &AppState,
+    s: &RegistrySettings,
+) -> ApiResult<std::sync::Arc<RegistryClient>> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        s.host.as_str(),
+        s.auth_type.as_str(),
+        s.username.as_deref().unwrap_or(""),
+        s.password.as_ref().map_or("", |p| p.expose()),
+        s.ca_pem.as_deref().unwrap_or(""),
+        if s.insecure { "insecure" } else { "secure" },
+        s.platform.as_str(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let policy = state.ssrf_policy();
+    h.update([
+        u8::from(policy.allow_private),
+        u8::from(policy.allow_loopback),
+    ]);
+    let key = hex::encode(h.finalize());
+    let mut cache = state.registry_clients();
+    if let Some(c) = cache.get(&key) {
+        return Ok(c.clone());
+    }
+    let client = std::sync::Arc::new(new_client_for(state, s)?);
+    // Settings change rarely; an unbounded map would only grow with edits. Start over past 256.
+    if cache.len() >= 256 {
+        cache.clear();
+    }
+    cache.insert(key, client.clone());
+    Ok(client)
+}
+
+/// A fresh client (nothing learned or cached): what a connection test needs to report every
+/// step honestly.
+pub fn new_client_for(state: &AppState, s: &RegistrySettings) -> ApiResult<RegistryClient> {
     let creds = match (s.auth_type, &s.username, &s.password) {
         (RegistryAuthType::Basic | RegistryAuthType::DockerConfig, Some(u), Some(p)) => {
             Credentials::Basic {
@@ -406,7 +448,7 @@ pub async fn test_registry(
         .as_deref()
         .map(|i| image_on(&registry.host, i))
         .transpose()?;
-    let client = client_for(&state, &settings)?;
+    let client = new_client_for(&state, &settings)?;
     let steps = berth_registry::test_connection(
         &client,
         image.as_ref().map(|(r, t)| (r.as_str(), t.as_str())),
