@@ -135,6 +135,32 @@ impl TestEnv {
         format!("sha256:{hex}")
     }
 
+    /// Copies `from` (`repo:tag` on the basic-auth test registry) to `to` (a full reference on
+    /// the same registry), as a CI would push a new tag; panics with skopeo's words on failure.
+    pub fn copy_image(&self, from: &str, to: &str) {
+        let creds = format!("{}:{}", self.user, self.password);
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "--src-creds",
+                &creds,
+                "--dest-creds",
+                &creds,
+            ])
+            .arg(format!("docker://{}/{from}", self.registry))
+            .arg(format!("docker://{to}"))
+            .output()
+            .expect("running skopeo copy");
+        assert!(
+            out.status.success(),
+            "skopeo copy {from} {to}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// How many requests the token issuer has answered so far.
     pub fn token_requests(&self) -> u64 {
         let body = http_get(&format!("{}/stats", self.token_issuer));

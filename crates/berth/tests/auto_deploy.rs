@@ -11,30 +11,6 @@ use std::time::Duration;
 use common::{ServerProc, add_local_registry, get_body, json_out, ok};
 use serde_json::Value;
 
-fn push(env: &berth_testkit::TestEnv, from: &str, to: &str) {
-    let creds = format!("{}:{}", env.user, env.password);
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-creds",
-            &creds,
-            "--dest-creds",
-            &creds,
-        ])
-        .arg(format!("docker://{}/{from}", env.registry))
-        .arg(format!("docker://{to}"))
-        .output()
-        .expect("running skopeo copy");
-    assert!(
-        out.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct Cleanup(Vec<String>);
 
 impl Drop for Cleanup {
@@ -156,10 +132,10 @@ fn semver_and_digest_policies_check_now() {
     let digest_c = format!("berth-it-autod-{pid}");
     let _cleanup = Cleanup(vec![semver_c.clone(), digest_c.clone()]);
     let repo = format!("{}/test/auto-{pid}", env.registry);
-    push(&env, "test/web:v1", &format!("{repo}:1.2.9"));
-    push(&env, "test/web:v2", &format!("{repo}:1.3.0"));
-    push(&env, "test/web:v1", &format!("{repo}:2.0.0"));
-    push(&env, "test/web:v1", &format!("{repo}:stable"));
+    env.copy_image("test/web:v1", &format!("{repo}:1.2.9"));
+    env.copy_image("test/web:v2", &format!("{repo}:1.3.0"));
+    env.copy_image("test/web:v1", &format!("{repo}:2.0.0"));
+    env.copy_image("test/web:v1", &format!("{repo}:stable"));
     // The poller never runs during this test: every decision is a `check` call's.
     let (_dir, server) = setup(&env, "3600000");
     create(&server, &semver_c, &format!("{repo}:1.2.9"));
@@ -249,7 +225,7 @@ fn semver_and_digest_policies_check_now() {
     let none = json_out(&ok(ad(&server, "check", &digest_c, &[])));
     assert_eq!(none["decision"], "none", "{none}");
     let before = deployments(&server, &digest_c).len();
-    push(&env, "test/web:v2", &format!("{repo}:stable"));
+    env.copy_image("test/web:v2", &format!("{repo}:stable"));
     let decided = json_out(&ok(ad(&server, "check", &digest_c, &[])));
     assert_eq!(decided["decision"], "deploy", "{decided}");
     assert_eq!(decided["tag"], "stable");
@@ -289,7 +265,7 @@ fn semver_and_digest_policies_check_now() {
         hook.ends_with("/api/v1/registry-notifications/default/local"),
         "{hook}"
     );
-    push(&env, "test/web:v1", &format!("{repo}:1.4.0"));
+    env.copy_image("test/web:v1", &format!("{repo}:1.4.0"));
     let envelope = serde_json::json!({"events": [{
         "id": "e1",
         "action": "push",
@@ -374,9 +350,9 @@ fn poller_deploys_without_being_asked() {
     let name = format!("berth-it-autop-{pid}");
     let _cleanup = Cleanup(vec![name.clone()]);
     let repo = format!("{}/test/autop-{pid}", env.registry);
-    push(&env, "test/web:v1", &format!("{repo}:build-9"));
-    push(&env, "test/web:v2", &format!("{repo}:build-10"));
-    push(&env, "test/web:v1", &format!("{repo}:other-99"));
+    env.copy_image("test/web:v1", &format!("{repo}:build-9"));
+    env.copy_image("test/web:v2", &format!("{repo}:build-10"));
+    env.copy_image("test/web:v1", &format!("{repo}:other-99"));
     let (_dir, server) = setup(&env, "300");
     create(&server, &name, &format!("{repo}:build-9"));
     let before = deployments(&server, &name).len();

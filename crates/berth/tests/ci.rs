@@ -12,31 +12,6 @@ use std::time::Duration;
 use common::{BIN, ServerProc, cli_stdin, get_body, http, json_out, ok, stderr, stdout};
 use serde_json::{Value, json};
 
-/// Pushes a copy of a test image, as a CI pipeline would.
-fn push(env: &berth_testkit::TestEnv, from: &str, to: &str) {
-    let creds = format!("{}:{}", env.user, env.password);
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src-creds",
-            &creds,
-            "--dest-creds",
-            &creds,
-        ])
-        .arg(format!("docker://{}/{from}", env.registry))
-        .arg(format!("docker://{to}"))
-        .output()
-        .expect("running skopeo copy");
-    assert!(
-        out.status.success(),
-        "skopeo copy {from} {to}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn containers(component: &str) -> Vec<String> {
     let out = Command::new("podman")
         .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
@@ -180,8 +155,8 @@ fn ci_token_webhook_snippets_end_to_end() {
     let _cleanup = Cleanup(vec![a.clone(), b.clone(), dead.clone()]);
     let repo_a = format!("{}/test/ci-{pid}", env.registry);
     let repo_b = format!("{}/test/cib-{pid}", env.registry);
-    push(&env, "test/web:v1", &format!("{repo_a}:v1"));
-    push(&env, "test/web:v1", &format!("{repo_b}:v1"));
+    env.copy_image("test/web:v1", &format!("{repo_a}:v1"));
+    env.copy_image("test/web:v1", &format!("{repo_b}:v1"));
 
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProc::start_with(
@@ -322,7 +297,7 @@ fn ci_token_webhook_snippets_end_to_end() {
     }
 
     // CI pushes v2, then runs the curl snippet with bash.
-    push(&env, "test/web:v2", &format!("{repo_a}:v2"));
+    env.copy_image("test/web:v2", &format!("{repo_a}:v2"));
     let v2_digest = env.skopeo_digest(&format!("{repo_a}:v2"));
     let snippet = stdout(&ok(server.cli(&[
         "ci",

@@ -505,29 +505,7 @@ fn a_moved_tag_changes_nothing_until_the_next_deploy() {
         component: component.clone(),
         image: Some(image.clone()),
     };
-    let copy = |from: &str| {
-        let creds = format!("{}:{}", env.user, env.password);
-        let out = Command::new("skopeo")
-            .args([
-                "copy",
-                "--quiet",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                "--src-creds",
-                &creds,
-                "--dest-creds",
-                &creds,
-            ])
-            .arg(format!("docker://{}/{from}", env.registry))
-            .arg(format!("docker://{image}"))
-            .output()
-            .expect("running skopeo copy");
-        assert!(
-            out.status.success(),
-            "skopeo copy {from}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let copy = |from: &str| env.copy_image(from, &image);
     copy("test/web:v1");
     let v1 = env.skopeo_digest(&image);
     assert_eq!(
