@@ -353,6 +353,12 @@ pub async fn reconcile(state: &AppState) {
         }
     }
     // Serving releases: make sure they run and are routed (a no-op when they do).
+    // Subnets change only when networks do: once per organization and pass, not per workload.
+    let orgs: std::collections::BTreeSet<&str> =
+        serving.iter().map(|w| w.deployment.org.as_str()).collect();
+    for org in orgs {
+        refresh_org_subnets(state, engine, org).await;
+    }
     for work in serving.iter().filter(|w| !w.component_type.is_task()) {
         let key = key_of(work);
         if busy.contains(&key) {
@@ -379,7 +385,6 @@ pub async fn reconcile(state: &AppState) {
             &key,
             crate::api::endpoints::published_schemas(&work.endpoints),
         );
-        refresh_org_subnets(state, engine, &key.org).await;
         let before: HashSet<String> = engine
             .instances(&key)
             .await
