@@ -66,6 +66,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Deploy-webhook calls each CI token may make per minute.
     pub ci_rate_per_minute: u32,
+    /// Threads of the external gateway, each its own event loop; 0 = one per CPU.
+    pub gateway_workers: usize,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             drain: Duration::from_secs(10),
             public_url: None,
             ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
+            gateway_workers: 0,
         }
     }
 }
@@ -291,6 +294,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     gateway_listener: tokio::net::TcpListener,
     internal_listener: tokio::net::TcpListener,
+    gateway_workers: usize,
     /// The admin token when this start created it (first start only).
     pub admin_token: Option<String>,
     pub admin_token_file: PathBuf,
@@ -374,6 +378,7 @@ impl Server {
             listener,
             gateway_listener,
             internal_listener,
+            gateway_workers: config.gateway_workers,
             admin_token,
             admin_token_file,
         })
@@ -394,13 +399,20 @@ impl Server {
         let addr = self.local_addr();
         let (gw_stop, gw_stopped) = tokio::sync::watch::channel(false);
         let internal_stopped = gw_stopped.clone();
-        let _gateway_task = tokio::spawn(self.state.gateway().clone().serve(
-            self.gateway_listener,
-            async move {
-                let mut rx = gw_stopped;
-                let _ = rx.wait_for(|stop| *stop).await;
-            },
-        ));
+        let gateway_listener = self
+            .gateway_listener
+            .into_std()
+            .map_err(|e| ServeError::Serve(e.to_string()))?;
+        let workers = match self.gateway_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        self.state
+            .gateway()
+            .clone()
+            .serve_workers(gateway_listener, workers, gw_stopped.clone())
+            .map_err(|e| ServeError::Serve(format!("starting the gateway: {e}")))?;
+        drop(gw_stopped);
         let _internal_task = tokio::spawn(self.state.gateway().clone().serve_internal(
             self.internal_listener,
             async move {

@@ -187,6 +187,10 @@ pub struct ServeArgs {
     /// Deploy-webhook calls each CI token may make per minute (429 with Retry-After beyond).
     #[arg(long, env = "BERTH_CI_RATE_PER_MINUTE", default_value_t = 30)]
     pub ci_rate_per_minute: u32,
+    /// Threads of the external gateway, each serving its connections on its own event loop
+    /// (like nginx's worker processes); 0 = one per CPU.
+    #[arg(long, env = "BERTH_GATEWAY_WORKERS", default_value_t = 0)]
+    pub gateway_workers: usize,
     /// Seconds a new release may take to get ready before it is rolled back.
     #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]
     pub ready_timeout: u64,

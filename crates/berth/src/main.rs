@@ -1154,6 +1154,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
         drain: std::time::Duration::from_millis(args.drain_ms),
         ci_rate_per_minute: args.ci_rate_per_minute,
+        gateway_workers: args.gateway_workers,
         public_url: args.public_url,
     };
     let server = berth_server::Server::prepare(&config).await?;
