@@ -127,25 +127,56 @@ async fn ci_page(
 pub struct DoneQuery {
     #[serde(default)]
     done: Option<String>,
+    /// The id of a token just created: its secret is shown on this page, once.
+    #[serde(default)]
+    created: Option<String>,
 }
 
-/// `GET …/ci`.
+/// `GET …/ci[?created=ID]`.
 pub async fn page(
     State(state): State<AppState>,
     c: Console,
     Path((org, project, name)): ComponentPath,
     Query(q): Query<DoneQuery>,
 ) -> PageResult {
-    let notice = match q.done.as_deref() {
+    let mut notice = match q.done.as_deref() {
         Some("revoked") => Some("Token revoked: its next webhook call is refused."),
         _ => None,
     };
+    let mut created = None;
+    if let Some(id) = q.created {
+        match c.take_flash(&state, &format!("ci:{id}")) {
+            Some(secret) => {
+                let target = berth_store::ComponentRef {
+                    org: &org,
+                    project: &project,
+                    component: &name,
+                };
+                created = state
+                    .store()
+                    .list_ci_tokens(target)
+                    .await?
+                    .into_iter()
+                    .find(|t| t.id == id)
+                    .map(|token| CreatedCiToken {
+                        token,
+                        secret: secret.expose().to_owned(),
+                    });
+            }
+            None => {
+                notice = Some(
+                    "A new token is shown only once, right after it is created. Revoke it and create another if it was not kept.",
+                );
+            }
+        }
+    }
     ci_page(
         &state,
         &c,
         (&org, &project, &name),
         Extras {
             notice,
+            created,
             ..Extras::default()
         },
     )
@@ -160,8 +191,8 @@ pub struct TokenForm {
     expires: String,
 }
 
-/// `POST …/ci/tokens`: the API's create; the answer is the page with the secret, once (no
-/// redirect: the secret exists nowhere else).
+/// `POST …/ci/tokens`: the API's create; the secret waits in the session for the page the
+/// browser is redirected to (shown there once; a reload shows it no more and posts nothing).
 pub async fn create(
     State(state): State<AppState>,
     c: Console,
@@ -203,16 +234,16 @@ pub async fn create(
     .await
     {
         Ok((_, Json(created))) => {
-            ci_page(
+            c.flash(
                 &state,
-                &c,
-                names,
-                Extras {
-                    created: Some(created),
-                    ..Extras::default()
-                },
-            )
-            .await
+                &format!("ci:{}", created.token.id),
+                berth_core::Secret::new(created.secret),
+            );
+            Ok(see_other(&format!(
+                "{}/ci?created={}",
+                base_url(&org, &project, &name),
+                created.token.id
+            )))
         }
         Err(e) => {
             ci_page(

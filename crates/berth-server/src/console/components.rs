@@ -53,7 +53,11 @@ fn parse_kind(s: &str) -> Option<ComponentType> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
-pub(super) async fn project_or_404(state: &AppState, org: &str, project: &str) -> PageResult<Project> {
+pub(super) async fn project_or_404(
+    state: &AppState,
+    org: &str,
+    project: &str,
+) -> PageResult<Project> {
     state
         .store()
         .get_project(org, project)
@@ -508,7 +512,11 @@ pub(super) async fn component_page(
     let page = ComponentPage {
         deploy_what,
         deploy_image,
-        chrome: c.chrome(&head.org.name, "overview", head.component.display_name.clone()),
+        chrome: c.chrome(
+            &head.org.name,
+            "overview",
+            head.component.display_name.clone(),
+        ),
         csrf: c.csrf.clone(),
         head,
         repository,

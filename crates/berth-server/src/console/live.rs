@@ -345,7 +345,11 @@ pub async fn logs_page(
         }
     };
     render(&LogsPage {
-        chrome: c.chrome(&head.org.name, "overview", format!("Logs · {}", head.component.display_name)),
+        chrome: c.chrome(
+            &head.org.name,
+            "overview",
+            format!("Logs · {}", head.component.display_name),
+        ),
         head,
         envs,
         env,
@@ -436,8 +440,7 @@ pub async fn logs_stream(
     Query(q): Query<LogsQuery>,
 ) -> PageResult<Response> {
     let opened =
-        crate::api::components::open_logs(&state, (&org, &project, &name), q.env, TAIL, true)
-            .await;
+        crate::api::components::open_logs(&state, (&org, &project, &name), q.env, TAIL, true).await;
     let follow = match opened {
         Ok((_, lines)) => LogFollow {
             console: c,

@@ -167,6 +167,8 @@ pub struct Console {
     pub csrf: String,
     /// The session's API token, so long-lived streams can check it is still valid.
     token: berth_core::Secret,
+    /// The session id (for one-time secrets kept in the session).
+    session: berth_core::Secret,
 }
 
 impl Console {
@@ -178,7 +180,22 @@ impl Console {
     /// Whether the session's token still signs in (streams re-check it while they run, so
     /// revoking a token ends its open streams too).
     async fn still_valid(&self, state: &AppState) -> bool {
-        matches!(state.store().authenticate(self.token.expose()).await, Ok(Some(_)))
+        matches!(
+            state.store().authenticate(self.token.expose()).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Keeps a just-created secret for the page the browser is redirected to.
+    fn flash(&self, state: &AppState, what: &str, secret: berth_core::Secret) {
+        state
+            .sessions()
+            .set_flash(self.session.expose(), what, secret);
+    }
+
+    /// The secret kept by [`Console::flash`] for `what`, once.
+    fn take_flash(&self, state: &AppState, what: &str) -> Option<berth_core::Secret> {
+        state.sessions().take_flash(self.session.expose(), what)
     }
 
     fn chrome(&self, org: &str, section: &'static str, title: impl Into<String>) -> Chrome {
@@ -193,7 +210,10 @@ impl Console {
             signed_in: Some(Signed {
                 user: self.principal.user.clone(),
                 role: self.principal.role.as_str().to_owned(),
-                admin: self.principal.role.allows(berth_core::role::Action::Administer),
+                admin: self
+                    .principal
+                    .role
+                    .allows(berth_core::role::Action::Administer),
                 csrf: self.csrf.clone(),
             }),
         }
@@ -521,7 +541,9 @@ async fn presented_csrf(headers: &HeaderMap, body: &axum::body::Bytes) -> Option
             .header(header::CONTENT_TYPE, content_type)
             .body(Body::from(body.clone()))
             .ok()?;
-        let mut form = axum::extract::Multipart::from_request(req, &()).await.ok()?;
+        let mut form = axum::extract::Multipart::from_request(req, &())
+            .await
+            .ok()?;
         while let Ok(Some(field)) = form.next_field().await {
             if field.name() == Some("csrf") {
                 return field.text().await.ok();
@@ -615,7 +637,7 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         audit(&state, &actor, &method, &path, resp.status(), &source).await;
         return resp;
     }
-    let (Some(principal), Some((_, session))) = (principal, session) else {
+    let (Some(principal), Some((session_id, session))) = (principal, session) else {
         return to_login(&req);
     };
     if mutating {
@@ -651,6 +673,7 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         principal,
         csrf: session.csrf,
         token: session.token,
+        session: berth_core::Secret::new(session_id),
     });
     let resp = next.run(req).await;
     if mutating {

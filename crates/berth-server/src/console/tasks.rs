@@ -210,7 +210,9 @@ async fn tasks_page(
         .unwrap_or_default();
     let preview = match &schedule {
         // What the API computed for the stored schedule, unless the form shows something else.
-        Some(s) if s.schedule == schedule_form.schedule && s.time_zone == schedule_form.time_zone => {
+        Some(s)
+            if s.schedule == schedule_form.schedule && s.time_zone == schedule_form.time_zone =>
+        {
             PreviewView {
                 times: s.upcoming.clone(),
                 error: None,
@@ -379,8 +381,7 @@ impl ScheduleForm {
         Ok(PutSchedule {
             schedule: self.schedule.trim().to_owned(),
             time_zone: non_empty(&self.time_zone),
-            concurrency_policy: non_empty(&self.concurrency)
-                .map(|p| ConcurrencyPolicy::parse(&p)),
+            concurrency_policy: non_empty(&self.concurrency).map(|p| ConcurrencyPolicy::parse(&p)),
             starting_deadline_seconds: number("startingDeadlineSeconds", &self.starting_deadline)?,
             active_deadline_seconds: number("activeDeadlineSeconds", &self.active_deadline)?,
             suspended: Some(self.suspended.is_some()),

@@ -723,7 +723,9 @@ fn templates_need_no_inline_script_or_style() {
 // Component pages, configs, tasks, CI, users and tokens, audit, live streams
 
 use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
-use berth_store::{ComponentRef, NewComponent, NewRelease, Origin, RegistrySettings, ReleaseChoice};
+use berth_store::{
+    ComponentRef, NewComponent, NewRelease, Origin, RegistrySettings, ReleaseChoice,
+};
 
 const XSS_NAME: &str = r#""><script>alert("name")</script>"#;
 const XSS_DESCRIPTION: &str = r#"<script>alert('desc')</script>' onmouseover='alert(1)"#;
@@ -733,7 +735,12 @@ const BASE: &str = "/orgs/default/projects/shop/components";
 /// here resolves tags).
 async fn with_component(f: &Fixture, name: &str, kind: ComponentType) {
     let store = f.state.store();
-    if store.get_project("default", "shop").await.unwrap().is_none() {
+    if store
+        .get_project("default", "shop")
+        .await
+        .unwrap()
+        .is_none()
+    {
         store
             .insert_project("default", "shop", "Shop", "")
             .await
@@ -815,13 +822,11 @@ async fn deployment(f: &Fixture, name: &str, status: DeploymentStatus) -> String
 }
 
 fn assert_inert(body: &str) {
-    for bad in [
-        "<script>alert",
-        r#""><script"#,
-        "' onmouseover='",
-        "<b>",
-    ] {
-        assert!(!body.contains(bad), "{bad:?} came through unescaped:\n{body}");
+    for bad in ["<script>alert", r#""><script"#, "' onmouseover='", "<b>"] {
+        assert!(
+            !body.contains(bad),
+            "{bad:?} came through unescaped:\n{body}"
+        );
     }
 }
 
@@ -871,7 +876,10 @@ async fn every_component_page_renders_names_and_descriptions_inert() {
     assert!(a.body.contains("Runtime logs") && !a.body.contains(">Runs<"));
     assert!(a.body.contains(r#"id="endpoints""#), "{}", a.body);
     let a = send(&f.state, get(&format!("{BASE}/job"), Some(&session))).await;
-    assert!(!a.body.contains(r#"id="endpoints""#), "tasks have no endpoints pane");
+    assert!(
+        !a.body.contains(r#"id="endpoints""#),
+        "tasks have no endpoints pane"
+    );
 }
 
 #[tokio::test]
@@ -886,14 +894,21 @@ async fn endpoints_editor_shows_every_issue_inline_and_schemas_upload() {
         post_form(
             &path,
             Some(&session),
-            &[("csrf", &csrf), ("fileName", "endpoints.yaml"), ("content", broken)],
+            &[
+                ("csrf", &csrf),
+                ("fileName", "endpoints.yaml"),
+                ("content", broken),
+            ],
         ),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert!(a.body.contains(r#"id="endpoints-error""#), "{}", a.body);
     assert!(a.body.contains("endpoints.yaml is invalid"), "{}", a.body);
-    for issue in ["<code>endpoints[0].port</code>", "<code>endpoints[1].port</code>"] {
+    for issue in [
+        "<code>endpoints[0].port</code>",
+        "<code>endpoints[1].port</code>",
+    ] {
         assert!(a.body.contains(issue), "{issue} not listed:\n{}", a.body);
     }
     // What was typed stays in the editor (escaped), which stays open.
@@ -948,7 +963,11 @@ async fn endpoints_editor_shows_every_issue_inline_and_schemas_upload() {
         post_form(
             &path,
             Some(&session),
-            &[("csrf", &csrf), ("fileName", "endpoints.yaml"), ("content", good)],
+            &[
+                ("csrf", &csrf),
+                ("fileName", "endpoints.yaml"),
+                ("content", good),
+            ],
         ),
     )
     .await;
@@ -960,8 +979,16 @@ async fn endpoints_editor_shows_every_issue_inline_and_schemas_upload() {
     )
     .await;
     assert!(page.body.contains("Endpoints saved"), "{}", page.body);
-    assert!(page.body.contains("<code>openapi.yaml</code>"), "{}", page.body);
-    assert!(page.body.contains(r#"class="mono">/api<div"#), "{}", page.body);
+    assert!(
+        page.body.contains("<code>openapi.yaml</code>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"class="mono">/api<div"#),
+        "{}",
+        page.body
+    );
     // Deleting a schema the stored file still names is the API's decision; here: allowed.
     let a = send(
         &f.state,
@@ -1075,10 +1102,17 @@ async fn tasks_schedule_preview_runs_and_executions() {
     assert!(a.body.contains("T03:00:00+0"), "{}", a.body);
     let a = send(
         &f.state,
-        get(&format!("{base}/schedule-preview?schedule=61+*+*+*+*"), Some(&session)),
+        get(
+            &format!("{base}/schedule-preview?schedule=61+*+*+*+*"),
+            Some(&session),
+        ),
     )
     .await;
-    assert!(a.body.contains("field-error") && a.body.contains("61"), "{}", a.body);
+    assert!(
+        a.body.contains("field-error") && a.body.contains("61"),
+        "{}",
+        a.body
+    );
 
     // Save: refused inline, then accepted with the next five fire times.
     let save = |expr: &str| {
@@ -1110,7 +1144,10 @@ async fn tasks_schedule_preview_runs_and_executions() {
     assert!(page.body.contains("Schedule saved"), "{}", page.body);
     let fire = &page.body[page.body.find("fire-times").expect("fire times")..];
     assert_eq!(fire.matches("<time").count(), 5, "{}", page.body);
-    assert!(page.body.contains("Deploy it first"), "nothing deployed yet");
+    assert!(
+        page.body.contains("Deploy it first"),
+        "nothing deployed yet"
+    );
 
     // Run with Arguments: split like the CLI; a broken quote is the field's error.
     let run = |args: &str| {
@@ -1130,14 +1167,26 @@ async fn tasks_schedule_preview_runs_and_executions() {
     assert!(a.body.contains("unterminated single quote"), "{}", a.body);
     assert!(!a.body.contains("very-secret-override"), "{}", a.body);
     let a = send(&f.state, run("a 'b c'")).await;
-    assert_eq!(a.status, StatusCode::CONFLICT, "nothing deployed: {}", a.body);
-    assert!(a.body.contains("nothing is deployed to development"), "{}", a.body);
+    assert_eq!(
+        a.status,
+        StatusCode::CONFLICT,
+        "nothing deployed: {}",
+        a.body
+    );
+    assert!(
+        a.body.contains("nothing is deployed to development"),
+        "{}",
+        a.body
+    );
 
     deployment(&f, "report", DeploymentStatus::Ready).await;
     let a = send(&f.state, run("a 'b c'")).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     let execution = a.location().to_owned();
-    assert!(execution.starts_with(&format!("{base}/executions/")), "{execution}");
+    assert!(
+        execution.starts_with(&format!("{base}/executions/")),
+        "{execution}"
+    );
     let id = execution.rsplit('/').next().unwrap().to_owned();
     let x = f.state.store().get_execution(&id).await.unwrap().unwrap();
     assert_eq!(x.execution.args, ["a", "b c"]);
@@ -1153,14 +1202,27 @@ async fn tasks_schedule_preview_runs_and_executions() {
         page = send(&f.state, get(&execution, Some(&session))).await;
     }
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains(r#"data-testid="execution-status">failed"#), "{}", page.body);
-    assert!(page.body.contains("a &#39;b c&#39;") || page.body.contains("a &#x27;b c&#x27;"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"data-testid="execution-status">failed"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("a &#39;b c&#39;") || page.body.contains("a &#x27;b c&#x27;"),
+        "{}",
+        page.body
+    );
     let list = send(
         &f.state,
         get(&format!("{base}/tasks?env=development"), Some(&session)),
     )
     .await;
-    assert!(list.body.contains(&format!("data-execution=\"{id}\"")), "{}", list.body);
+    assert!(
+        list.body.contains(&format!("data-execution=\"{id}\"")),
+        "{}",
+        list.body
+    );
     // Another component's execution is not shown under this one.
     let a = send(
         &f.state,
@@ -1178,7 +1240,10 @@ async fn ci_tokens_are_shown_once_and_snippets_name_the_webhook() {
     let path = format!("{BASE}/web/ci");
     let page = send(&f.state, get(&path, Some(&session))).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("http://127.0.0.1:7400/api/v1/hooks/deploy"));
+    assert!(
+        page.body
+            .contains("http://127.0.0.1:7400/api/v1/hooks/deploy")
+    );
     for kind in ["curl", "github-actions", "gitlab-ci"] {
         assert!(
             page.body.contains(&format!(r#"id="snippet-{kind}""#)),
@@ -1207,18 +1272,41 @@ async fn ci_tokens_are_shown_once_and_snippets_name_the_webhook() {
         ),
     )
     .await;
+    // Post/Redirect/Get: the secret waits in the session for the page after the redirect.
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(
+        a.location().starts_with(&format!("{path}?created=")),
+        "{}",
+        a.location()
+    );
+    assert!(!a.location().contains("berth_ci_"));
+    let shown = a.location().to_owned();
+    let a = send(&f.state, get(&shown, Some(&session))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let at = a.body.find(r#"id="ci-secret">"#).expect("the secret is shown");
+    let at = a
+        .body
+        .find(r#"id="ci-secret">"#)
+        .expect("the secret is shown");
     let secret: String = a.body[at + r#"id="ci-secret">"#.len()..]
         .chars()
         .take_while(|c| *c != '<')
         .collect();
     assert!(secret.starts_with("berth_ci_"), "{secret}");
-    assert!(a.body.contains(r##"data-copy="#ci-secret""##), "copy button");
-    // …once.
+    assert!(
+        a.body.contains(r##"data-copy="#ci-secret""##),
+        "copy button"
+    );
+    // …once: the same page again (a reload) shows it no more.
+    let page = send(&f.state, get(&shown, Some(&session))).await;
+    assert!(!page.body.contains(&secret));
+    assert!(page.body.contains("shown only once"), "{}", page.body);
     let page = send(&f.state, get(&path, Some(&session))).await;
     assert!(!page.body.contains(&secret));
-    assert!(page.body.contains(r#"data-ci-token="github""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-ci-token="github""#),
+        "{}",
+        page.body
+    );
     let tokens = f
         .state
         .store()
@@ -1283,6 +1371,9 @@ async fn users_tokens_and_the_audit_log() {
         ),
     )
     .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let shown = a.location().to_owned();
+    let a = send(&f.state, get(&shown, Some(&session))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert!(!a.body.contains("<i>Dev</i>"));
     let at = a.body.find(r#"id="api-secret">"#).expect("secret shown");
@@ -1290,6 +1381,9 @@ async fn users_tokens_and_the_audit_log() {
         .chars()
         .take_while(|c| *c != '<')
         .collect();
+    let again = send(&f.state, get(&shown, Some(&session))).await;
+    assert!(!again.body.contains(&dev_token), "shown once");
+    assert!(again.body.contains("shown only once"), "{}", again.body);
     assert!(dev_token.starts_with("berth_pat_"), "{dev_token}");
 
     // A developer sees their own tokens, no users, no audit log.
@@ -1299,11 +1393,23 @@ async fn users_tokens_and_the_audit_log() {
     assert!(page.body.contains("Your API tokens"));
     assert!(!page.body.contains(r#"data-user="admin""#));
     assert!(!page.body.contains("Audit log"));
-    let a = send(&f.state, get("/orgs/default/settings/audit", Some(&dev_session))).await;
+    let a = send(
+        &f.state,
+        get("/orgs/default/settings/audit", Some(&dev_session)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
-    let a = send(&f.state, get("/orgs/default/settings/audit", Some(&session))).await;
+    let a = send(
+        &f.state,
+        get("/orgs/default/settings/audit", Some(&session)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    assert!(a.body.contains("POST /orgs/default/settings/users"), "{}", a.body);
+    assert!(
+        a.body.contains("POST /orgs/default/settings/users"),
+        "{}",
+        a.body
+    );
     assert!(a.body.contains("POST /login"), "{}", a.body);
 }
 
@@ -1343,7 +1449,12 @@ async fn live_stream_follows_a_deployment_and_ends_with_it() {
     // A running deployment: the page streams; the stream ends once it is ready.
     let id = deployment(&f, "web", DeploymentStatus::Pending).await;
     let page = send(&f.state, get(&format!("{BASE}/web"), Some(&session))).await;
-    assert!(page.body.contains(r#"sse-connect="/orgs/default/projects/shop/components/web/live/events""#), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"sse-connect="/orgs/default/projects/shop/components/web/live/events""#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(r#"sse-close="done""#));
     let resp = router(f.state.clone())
         .oneshot(get(&events, Some(&session)))
@@ -1354,7 +1465,10 @@ async fn live_stream_follows_a_deployment_and_ends_with_it() {
         std::time::Duration::from_secs(20),
     ));
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert!(!reader.is_finished(), "the stream must stay open while pending");
+    assert!(
+        !reader.is_finished(),
+        "the stream must stay open while pending"
+    );
     f.state
         .store()
         .add_deployment_event(&id, "pulling <img src=x onerror=alert(1)>")
@@ -1372,7 +1486,10 @@ async fn live_stream_follows_a_deployment_and_ends_with_it() {
     assert!(live.last().unwrap().contains(">ready<"), "{text}");
     assert!(live.last().unwrap().contains("pulling &#60;img"), "{text}");
     assert!(!text.contains("<img"), "{text}");
-    assert!(text.trim_end().ends_with("event: done\ndata: finished"), "{text}");
+    assert!(
+        text.trim_end().ends_with("event: done\ndata: finished"),
+        "{text}"
+    );
 
     // Signing out (revoking the token) ends a stream too.
     let id = deployment(&f, "web", DeploymentStatus::Pending).await;
@@ -1405,10 +1522,17 @@ async fn logs_say_why_there_are_none_and_the_stream_ends() {
     let (session, _) = sign_in(&f.state, &f.token).await;
     let page = send(&f.state, get(&format!("{BASE}/web/logs"), Some(&session))).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("no engine in this test"), "{}", page.body);
+    assert!(
+        page.body.contains("no engine in this test"),
+        "{}",
+        page.body
+    );
     let page = send(
         &f.state,
-        get(&format!("{BASE}/web/logs?env=development&follow=1"), Some(&session)),
+        get(
+            &format!("{BASE}/web/logs?env=development&follow=1"),
+            Some(&session),
+        ),
     )
     .await;
     assert!(page.body.contains(r#"sse-connect="/orgs/default/projects/shop/components/web/logs/stream?env=development""#), "{}", page.body);
@@ -1421,7 +1545,12 @@ async fn logs_say_why_there_are_none_and_the_stream_ends() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let text = read_stream(resp.into_body(), std::time::Duration::from_secs(5)).await;
-    assert!(text.contains("event: line\ndata: <div class=\"log-line log-note\">[berth] no engine in this test"), "{text}");
+    assert!(
+        text.contains(
+            "event: line\ndata: <div class=\"log-line log-note\">[berth] no engine in this test"
+        ),
+        "{text}"
+    );
     assert!(text.contains("event: done"), "{text}");
 }
 
@@ -1438,10 +1567,17 @@ async fn cross_site_posts_are_refused_even_without_a_session() {
     assert!(a.body.contains("CSRF"));
     let audit = f.state.store().list_audit(10).await.unwrap();
     assert!(
-        audit
-            .iter()
-            .any(|e| e.path == "/orgs/default/projects" && e.status == 403 && e.actor == "anonymous"),
+        audit.iter().any(|e| e.path == "/orgs/default/projects"
+            && e.status == 403
+            && e.actor == "anonymous"),
         "{audit:?}"
     );
-    assert!(f.state.store().list_projects("default").await.unwrap().is_empty());
+    assert!(
+        f.state
+            .store()
+            .list_projects("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

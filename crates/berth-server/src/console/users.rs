@@ -127,6 +127,9 @@ async fn tokens_page(state: &AppState, c: &Console, org: &str, extras: Extras) -
 pub struct DoneQuery {
     #[serde(default)]
     done: Option<String>,
+    /// The id of a token just created: its secret is shown on this page, once.
+    #[serde(default)]
+    created: Option<String>,
 }
 
 /// `GET /orgs/{org}/settings/tokens`.
@@ -136,18 +139,39 @@ pub async fn page(
     Path(org): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> PageResult {
-    let notice = match q.done.as_deref() {
+    let mut notice = match q.done.as_deref() {
         Some("revoked") => Some("Token revoked: it no longer signs in, and its sessions ended."),
         Some("user") => Some("User created. Create an API token for them below."),
         Some("user-deleted") => Some("User deleted, with their tokens."),
         _ => None,
     };
+    let mut created = None;
+    if let Some(id) = q.created {
+        match c.take_flash(&state, &format!("token:{id}")) {
+            Some(secret) => {
+                created = state
+                    .store()
+                    .get_token(&id)
+                    .await?
+                    .map(|token| CreatedApiToken {
+                        token,
+                        secret: secret.expose().to_owned(),
+                    });
+            }
+            None => {
+                notice = Some(
+                    "A new token is shown only once, right after it is created. Revoke it and create another if it was not kept.",
+                );
+            }
+        }
+    }
     tokens_page(
         &state,
         &c,
         &org,
         Extras {
             notice,
+            created,
             ..Extras::default()
         },
     )
@@ -164,7 +188,8 @@ pub struct TokenForm {
     expires: String,
 }
 
-/// `POST /orgs/{org}/settings/tokens`: the API's create-token; the answer shows the secret once.
+/// `POST /orgs/{org}/settings/tokens`: the API's create-token; the secret waits in the session
+/// for the page the browser is redirected to, and is shown there once.
 pub async fn create_token(
     State(state): State<AppState>,
     c: Console,
@@ -213,16 +238,15 @@ pub async fn create_token(
     .await
     {
         Ok((_, Json(created))) => {
-            tokens_page(
+            c.flash(
                 &state,
-                &c,
-                &org,
-                Extras {
-                    created: Some(created),
-                    ..Extras::default()
-                },
-            )
-            .await
+                &format!("token:{}", created.token.id),
+                berth_core::Secret::new(created.secret),
+            );
+            Ok(see_other(&format!(
+                "/orgs/{org}/settings/tokens?created={}",
+                created.token.id
+            )))
         }
         Err(e) => tokens_page(&state, &c, &org, refused(e.status, Problem::from_api(&e))).await,
     }
@@ -235,7 +259,9 @@ pub async fn revoke_token(
     Path((org, id)): Path<(String, String)>,
 ) -> PageResult {
     match crate::api::users::revoke_token(State(state.clone()), c.auth(), Path(id)).await {
-        Ok(_) => Ok(see_other(&format!("/orgs/{org}/settings/tokens?done=revoked"))),
+        Ok(_) => Ok(see_other(&format!(
+            "/orgs/{org}/settings/tokens?done=revoked"
+        ))),
         Err(e) => {
             tokens_page(
                 &state,
