@@ -173,16 +173,6 @@ pub(super) async fn live_view(
     })
 }
 
-/// `GET …/live`: the environment cards and the latest deployment (htmx "Refresh").
-pub async fn live(
-    State(state): State<AppState>,
-    c: Console,
-    Path((org, project, name)): ComponentPath,
-) -> PageResult {
-    let live = live_view(&state, &c, (&org, &project, &name), None).await?;
-    render(&LiveFragment { live })
-}
-
 struct LiveStream {
     state: AppState,
     console: Console,

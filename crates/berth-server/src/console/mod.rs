@@ -89,7 +89,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(components::create),
         )
         .route(component, get(components::page))
-        .route(&at("/live"), get(live::live))
         .route(&at("/live/events"), get(live::events))
         .route(&at("/tags"), get(components::tags))
         .route(&at("/deploy"), post(components::deploy))
@@ -297,9 +296,25 @@ impl Problem {
         }
     }
 
-    /// The API's list of issues (path, message), when it gave one.
+    /// The API's list of issues, when it gave one.
     pub fn details(&self) -> &[berth_core::api::ErrorDetail] {
         &self.details
+    }
+
+    /// The issues as (path, what is wrong there), without repeating the path the message
+    /// starts with.
+    pub fn issues(&self) -> Vec<(String, String)> {
+        self.details
+            .iter()
+            .map(|d| {
+                let rest = d
+                    .message
+                    .strip_prefix(d.path.as_str())
+                    .filter(|_| !d.path.is_empty())
+                    .map_or(d.message.as_str(), str::trim_start);
+                (d.path.clone(), rest.to_owned())
+            })
+            .collect()
     }
 
     /// The message, if any.

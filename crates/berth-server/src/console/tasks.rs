@@ -269,7 +269,11 @@ async fn tasks_page(
             .items
             .into_iter()
             .map(|x| ExecutionRow {
-                short_id: x.id.chars().take(8).collect(),
+                // Ids start with the time (UUIDv7): the end tells runs apart.
+                short_id: {
+                    let n = x.id.chars().count();
+                    x.id.chars().skip(n.saturating_sub(12)).collect()
+                },
                 x,
             })
             .collect(),

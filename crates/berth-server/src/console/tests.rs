@@ -904,7 +904,17 @@ async fn endpoints_editor_shows_every_issue_inline_and_schemas_upload() {
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert!(a.body.contains(r#"id="endpoints-error""#), "{}", a.body);
-    assert!(a.body.contains("endpoints.yaml is invalid"), "{}", a.body);
+    assert!(
+        a.body.contains("Not saved: the file has 5 problems."),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains("<code>endpoints[1].port</code> must be less than 65535"),
+        "{}",
+        a.body
+    );
     for issue in [
         "<code>endpoints[0].port</code>",
         "<code>endpoints[1].port</code>",
