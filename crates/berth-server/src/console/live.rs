@@ -459,3 +459,22 @@ pub async fn logs_stream(
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_sent_as_escaped_fragments() {
+        let html = (LogLine {
+            text: r#"<script>alert("x")</script> & "quotes""#,
+            class: "log-line",
+        })
+        .render()
+        .unwrap();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.starts_with(r#"<div class="log-line">"#), "{html}");
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+        assert!(html.contains("&#38;") || html.contains("&amp;"), "{html}");
+    }
+}
