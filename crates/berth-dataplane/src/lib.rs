@@ -1,11 +1,13 @@
 //! berth-dataplane: the [`DataPlane`] trait — what berth asks of wherever components run — and
 //! its drivers. The engine driver talks to Docker or Podman through the Docker-compatible API
-//! (bollard); a Kubernetes driver follows.
+//! (bollard); the Kubernetes driver renders manifests (a pure function, [`kubernetes::render`])
+//! and applies them with server-side apply (kube-rs, cargo feature `kubernetes`).
 //!
 //! Drivers never read the store: the reconciler hands them complete [`WorkloadSpec`]s, with
 //! pull credentials resolved. Types here are engine-neutral so both drivers share them.
 
 pub mod engine;
+pub mod kubernetes;
 mod spec;
 
 use std::future::Future;
@@ -15,8 +17,9 @@ use std::pin::Pin;
 use thiserror::Error;
 
 pub use spec::{
-    FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe, ProbeAction,
-    PullAuth, PullPolicy, RolloutEvent, TaskOutcome, TaskSpec, WorkloadKey, WorkloadSpec,
+    EndpointSpec, FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe,
+    ProbeAction, PullAuth, PullPolicy, RolloutEvent, Scaling, TaskOutcome, TaskSchedule, TaskSpec,
+    WorkloadKey, WorkloadKind, WorkloadSpec,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
