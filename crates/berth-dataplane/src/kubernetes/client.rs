@@ -435,6 +435,40 @@ impl Kubernetes {
         }
     }
 
+    /// The workloads berth runs in the cluster: one key per Deployment or CronJob carrying
+    /// berth's labels, in any namespace (for the reconciler's sweep of what the store no
+    /// longer wants).
+    pub async fn managed_keys(&self) -> Result<Vec<WorkloadKey>> {
+        let mut keys = std::collections::BTreeSet::new();
+        for (api_version, kind) in [("apps/v1", "Deployment"), ("batch/v1", "CronJob")] {
+            let api = self.dynamic(api_version, kind, "")?;
+            let list = api
+                .list(&ListParams::default().labels(&format!("{}=true", render::MANAGED_LABEL)))
+                .await
+                .map_err(|e| kube_error(&format!("listing {kind}s"), e))?;
+            for o in list.items {
+                let Some(labels) = o.metadata.labels else {
+                    continue;
+                };
+                let get = |k: &str| labels.get(k).cloned();
+                if let (Some(org), Some(project), Some(component), Some(env)) = (
+                    get(render::ORG_LABEL),
+                    get(render::PROJECT_LABEL),
+                    get(render::COMPONENT_LABEL),
+                    get(render::ENV_LABEL),
+                ) {
+                    keys.insert(WorkloadKey {
+                        org,
+                        project,
+                        component,
+                        env,
+                    });
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
     /// Deletes every object of `key`'s component and the pull Secrets nothing uses any more.
     async fn remove_objects(&self, key: &WorkloadKey) -> Result<()> {
         let ns = render::namespace_name(key);
