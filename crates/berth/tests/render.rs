@@ -69,17 +69,14 @@ fn render_prints_what_kubernetes_would_get() {
     ));
     ok(server.cli(&["project", "create", "shop"]));
     // Nothing deployed yet: the namespace and its policies only.
-    let out = ok(server.cli(&[
-        "render",
-        "--project",
-        "shop",
-        "--env",
-        "development",
-    ]));
+    let out = ok(server.cli(&["render", "--project", "shop", "--env", "development"]));
     let docs = documents(&stdout(&out));
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(kinds, ["Namespace", "NetworkPolicy", "NetworkPolicy"]);
-    assert_eq!(docs[0]["metadata"]["name"], "berth-default-shop-development");
+    assert_eq!(
+        docs[0]["metadata"]["name"],
+        "berth-default-shop-development"
+    );
 
     ok(server.cli(&[
         "component",
@@ -142,7 +139,10 @@ fn render_prints_what_kubernetes_would_get() {
         "yaml",
     ]));
     let text = stdout(&out);
-    assert!(text.starts_with("# berth render: default/shop development"), "{text}");
+    assert!(
+        text.starts_with("# berth render: default/shop development"),
+        "{text}"
+    );
     assert!(text.contains("Secret values are redacted"), "{text}");
     for leaked in [SECRET, &BASE64.encode(SECRET), &env.password] {
         assert!(!text.contains(leaked), "a secret leaked into the output");
@@ -236,7 +236,11 @@ fn render_prints_what_kubernetes_would_get() {
     ok(as_viewer(&[]));
     let out = as_viewer(&["--reveal-secrets"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("needs role admin"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs role admin"),
+        "{}",
+        stderr(&out)
+    );
 
     // Precise errors.
     let out = server.cli(&["render", "--project", "shop", "--env", "staging"]);

@@ -121,6 +121,20 @@ impl Kubernetes {
         Self::from_config(config, options)
     }
 
+    /// Connects with the current context of a kubeconfig given as text.
+    pub async fn from_kubeconfig(yaml: &str, options: RenderOptions) -> Result<Self> {
+        let invalid = |e: String| Error::Invalid(format!("kubeconfig: {e}"));
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| invalid(e.to_string()))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+        Self::from_config(config, options)
+    }
+
     pub fn from_config(config: kube::Config, options: RenderOptions) -> Result<Self> {
         let endpoint = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| Error::Unavailable {
