@@ -377,6 +377,7 @@ async fn task_runs_as_a_job() {
 /// image that serves HTTP on 8080 (`BERTH_K8S_TEST_IMAGE`, e.g. the test image pushed to a
 /// registry the cluster can pull from).
 #[tokio::test]
+#[allow(clippy::print_stderr)] // says why it skipped
 async fn real_cluster() {
     let (Ok(_), Ok(image)) = (
         std::env::var("KUBECONFIG"),

@@ -563,7 +563,7 @@ pub fn web_app_host(key: &WorkloadKey, domain: &str) -> String {
     )
 }
 
-fn endpoints_with<'a>(spec: &'a WorkloadSpec, v: Visibility) -> Vec<&'a EndpointSpec> {
+fn endpoints_with(spec: &WorkloadSpec, v: Visibility) -> Vec<&EndpointSpec> {
     spec.endpoints
         .iter()
         .filter(|e| e.visibilities.contains(&v))
