@@ -84,8 +84,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // A local file does not go stale: checking each connection before use would cost one
+        // more round trip to its worker thread per query.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| Error::Open {
@@ -102,7 +105,7 @@ impl Store {
             .foreign_keys(true);
         // One connection: every connection to :memory: is its own database.
         let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+            .max_connections(8)
             .connect_with(options)
             .await
             .map_err(Error::Db)?;
