@@ -41,6 +41,9 @@ pub enum Error {
     /// The engine refused a request.
     #[error("container engine: {0}")]
     Engine(String),
+    /// No usable Kubernetes configuration (kubeconfig or in-cluster service account).
+    #[error("Kubernetes configuration: {0}")]
+    KubeConfig(String),
     /// The spec cannot run (bad mount path, port, …).
     #[error("invalid workload: {0}")]
     Invalid(String),

@@ -114,8 +114,8 @@ impl Kubernetes {
     /// service account. Nothing is sent until the first call.
     pub async fn connect(options: RenderOptions) -> Result<Self> {
         let config = kube::Config::infer().await.map_err(|e| {
-            Error::NotFound(format!(
-                "no Kubernetes configuration (KUBECONFIG, ~/.kube/config, in-cluster): {e}"
+            Error::KubeConfig(format!(
+                "none found (KUBECONFIG, ~/.kube/config, in-cluster service account): {e}"
             ))
         })?;
         Self::from_config(config, options)
@@ -123,7 +123,7 @@ impl Kubernetes {
 
     /// Connects with the current context of a kubeconfig given as text.
     pub async fn from_kubeconfig(yaml: &str, options: RenderOptions) -> Result<Self> {
-        let invalid = |e: String| Error::Invalid(format!("kubeconfig: {e}"));
+        let invalid = |e: String| Error::KubeConfig(format!("kubeconfig: {e}"));
         let kubeconfig =
             kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| invalid(e.to_string()))?;
         let config = kube::Config::from_custom_kubeconfig(
