@@ -26,7 +26,10 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use berth_dataplane::Plane;
+pub use berth_dataplane::Scaling;
 use berth_dataplane::engine::{Engine, discover_endpoint};
+pub use berth_dataplane::kubernetes::{GatewayRef, RenderOptions, Routing};
 pub use berth_registry::SsrfPolicy;
 use berth_store::Store;
 use berth_store::keys::{MasterKey, write_owner_only};
@@ -68,6 +71,29 @@ pub struct Config {
     pub ci_rate_per_minute: u32,
     /// Threads of the external gateway, each its own event loop; 0 = one per CPU.
     pub gateway_workers: usize,
+    /// Where workloads run.
+    pub data_plane: DataPlaneKind,
+    /// How workloads map to Kubernetes objects (the driver and `berth render`).
+    pub kubernetes: KubernetesSettings,
+}
+
+/// Which data plane `berth serve` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPlaneKind {
+    /// Docker or Podman (`DOCKER_HOST`, the default sockets).
+    #[default]
+    Engine,
+    /// A Kubernetes cluster (`KUBECONFIG`, `~/.kube/config` or in-cluster).
+    Kubernetes,
+}
+
+/// Kubernetes settings: names of the cluster's Gateways, routing, and the autoscaling every
+/// service and web app gets.
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesSettings {
+    pub render: berth_dataplane::kubernetes::RenderOptions,
+    /// `None` = exactly one replica, no HorizontalPodAutoscaler.
+    pub scaling: Option<berth_dataplane::Scaling>,
 }
 
 impl Default for Config {
@@ -84,6 +110,8 @@ impl Default for Config {
             public_url: None,
             ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
             gateway_workers: 0,
+            data_plane: DataPlaneKind::Engine,
+            kubernetes: KubernetesSettings::default(),
         }
     }
 }
@@ -110,7 +138,7 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
-    engine: Result<Engine, String>,
+    engine: Result<Plane, String>,
     config: RuntimeConfig,
     gateway: Arc<gateway::Gateway>,
     runners: deploy::Runners,
@@ -134,6 +162,8 @@ pub struct RuntimeConfig {
     pub public_url: String,
     /// Deploy-webhook calls each CI token may make per minute.
     pub ci_rate_per_minute: u32,
+    /// Kubernetes mapping (the driver, and the render route whatever the data plane).
+    pub kubernetes: KubernetesSettings,
 }
 
 impl AppState {
@@ -142,6 +172,16 @@ impl AppState {
     pub fn new(
         store: Store,
         engine: Result<Engine, String>,
+        config: RuntimeConfig,
+        gateway: Arc<gateway::Gateway>,
+    ) -> Self {
+        Self::with_plane(store, engine.map(Plane::Engine), config, gateway)
+    }
+
+    /// Like [`AppState::new`], on any data plane.
+    pub fn with_plane(
+        store: Store,
+        engine: Result<Plane, String>,
         config: RuntimeConfig,
         gateway: Arc<gateway::Gateway>,
     ) -> Self {
@@ -206,8 +246,8 @@ impl AppState {
         &self.inner.store
     }
 
-    /// The engine, or why there is none.
-    pub fn engine(&self) -> Result<&Engine, &str> {
+    /// The data plane (engine or Kubernetes), or why there is none.
+    pub fn engine(&self) -> Result<&Plane, &str> {
         self.inner.engine.as_ref().map_err(String::as_str)
     }
 }
@@ -336,17 +376,36 @@ impl Server {
             }
             None => None,
         };
-        let engine = discover_endpoint(config.engine.as_deref())
-            .and_then(|endpoint| Engine::connect(&endpoint))
-            .map(|engine| {
-                engine
-                    .with_data_root(config.data_dir.join("mounts"))
-                    .with_owner(server_id)
-            })
-            .map_err(|e| e.to_string());
+        let engine = match config.data_plane {
+            DataPlaneKind::Engine => discover_endpoint(config.engine.as_deref())
+                .and_then(|endpoint| Engine::connect(&endpoint))
+                .map(|engine| {
+                    Plane::Engine(
+                        engine
+                            .with_data_root(config.data_dir.join("mounts"))
+                            .with_owner(server_id),
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "kubernetes")]
+            DataPlaneKind::Kubernetes => {
+                berth_dataplane::kubernetes::Kubernetes::connect(config.kubernetes.render.clone())
+                    .await
+                    .map(Plane::Kubernetes)
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(not(feature = "kubernetes"))]
+            DataPlaneKind::Kubernetes => {
+                return Err(ServeError::Config(
+                    "this berth was built without the Kubernetes driver (cargo feature \
+                     `kubernetes`)"
+                        .into(),
+                ));
+            }
+        };
         match &engine {
-            Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
-            Err(e) => warn!(error = %e, "no container engine; deployments wait until one answers"),
+            Ok(e) => info!(endpoint = e.endpoint(), "data plane configured"),
+            Err(e) => warn!(error = %e, "no data plane; deployments wait until one answers"),
         }
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
@@ -371,10 +430,11 @@ impl Server {
             drain: config.drain,
             public_url: configured_url.unwrap_or_else(|| format!("http://{api_addr}")),
             ci_rate_per_minute: config.ci_rate_per_minute,
+            kubernetes: config.kubernetes.clone(),
         };
         let gateway = Arc::new(gateway::Gateway::new(format!("http://{gw_addr}")));
         Ok(Self {
-            state: AppState::new(store, engine, runtime, gateway),
+            state: AppState::with_plane(store, engine, runtime, gateway),
             listener,
             gateway_listener,
             internal_listener,

@@ -31,6 +31,7 @@ async fn fixture() -> Fixture {
             drain: std::time::Duration::from_millis(10),
             public_url: "http://127.0.0.1:7400".into(),
             ci_rate_per_minute: 30,
+            kubernetes: Default::default(),
         },
         Arc::new(crate::gateway::Gateway::new("http://127.0.0.1:7480".into())),
     );
