@@ -419,12 +419,14 @@ impl Engine {
         Ok(out)
     }
 
-    /// Whether a container with these labels is ours: no owner configured, no owner label, or
-    /// the same owner.
+    /// Whether a container with these labels is ours: no owner configured (a bare driver, as in
+    /// tests), or the same owner. An owner never touches containers without an owner label:
+    /// they belong to a driver used directly, which another server must not remove as orphans.
     fn owns(&self, labels: Option<&HashMap<String, String>>) -> bool {
         match (&self.owner, labels.and_then(|l| l.get(label::OWNER))) {
             (Some(ours), Some(theirs)) => ours == theirs,
-            _ => true,
+            (Some(_), None) => false,
+            (None, _) => true,
         }
     }
 
