@@ -72,6 +72,23 @@ pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Keeps a connection that goes back to the pool only when it is outside any transaction;
+/// otherwise it is closed (which makes SQLite roll back and release its locks).
+///
+/// SQLite rolls a transaction back by itself on some errors (SQLITE_FULL when the disk is
+/// full, SQLITE_IOERR, …). sqlx does not notice: its ROLLBACK then fails, and it keeps
+/// counting the connection as inside a transaction. Its next transaction would start with a
+/// SAVEPOINT and end with `ROLLBACK TO`, which leaves SQLite's transaction open: the
+/// connection would hold the write lock forever and every later write would fail with
+/// "database is locked", even after the disk has room again.
+async fn release_outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    // A round trip through the connection's worker: the rollback a dropped transaction
+    // queued has run when it returns.
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
 impl Store {
     /// Opens (creating if needed) `<data_dir>/berth.db` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
@@ -89,6 +106,7 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(release_outside_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(|e| Error::Open {
@@ -197,6 +215,47 @@ mod tests {
             .expect("token authenticates");
         assert_eq!(principal.user, "admin");
         assert_eq!(principal.role, berth_core::Role::Admin);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sqlite_rolled_back_by_itself_does_not_wedge_the_pool() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store.bootstrap().await.unwrap().unwrap();
+        {
+            // As after SQLITE_FULL: SQLite ends the transaction, sqlx still counts it.
+            let mut tx = store.pool().begin().await.unwrap();
+            sqlx::query("INSERT INTO orgs (id, name, display_name, created_at, updated_at) VALUES ('x', 'x', 'x', 'x', 'x')")
+                .execute(&mut *tx)
+                .await
+                .ok();
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        }
+        // Every pooled connection is outside a transaction, and a write in a transaction that
+        // fails, then a write from elsewhere, both go through (no "database is locked").
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let conn = store.pool().acquire().await.unwrap();
+            assert!(!conn.is_in_transaction());
+            held.push(conn);
+        }
+        drop(held);
+        for _ in 0..8 {
+            let mut tx = store.pool().begin().await.unwrap();
+            sqlx::query("INSERT INTO orgs (id, name, display_name, created_at, updated_at) VALUES ('y', 'y', 'y', 'y', 'y')")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            drop(tx); // rolled back
+        }
+        tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            store.insert_project("default", "after", "After", ""),
+        )
+        .await
+        .expect("not waiting for a lock")
+        .unwrap();
     }
 
     #[tokio::test]
