@@ -107,9 +107,10 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             let save = cur.i;
             let name = cur.token();
             if name.is_empty() {
-                if cur.peek().is_some() && challenge.params.is_empty() {
-                    // token68 form, e.g. `Negotiate abc==`
-                    let _ = cur.token68_rest();
+                // token68 form, e.g. `Negotiate abc==`. Anything else (a stray `"`, a control
+                // character) ends the challenge; the outer loop skips it. Continuing without
+                // consuming would loop forever.
+                if challenge.params.is_empty() && !cur.token68_rest().is_empty() {
                     continue;
                 }
                 break;
@@ -192,6 +193,29 @@ mod tests {
         assert_eq!(v[0].param("error"), Some("invalid_token"));
         assert_eq!(v[1].scheme, "basic");
         assert_eq!(v[1].param("realm"), Some("r, with comma"));
+    }
+
+    #[test]
+    fn a_character_that_starts_nothing_after_a_scheme_does_not_hang() {
+        // Found by the www_authenticate fuzz target: these looped forever.
+        for h in [
+            "Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\", B\u{17}sic realm=\"simple\"",
+            "Bearer \"",
+            "Bearer @",
+            "Basic ü realm=x",
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let input = h.to_owned();
+            std::thread::spawn(move || tx.send(parse_challenges(&input)).unwrap());
+            let v = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("parse_challenges({h:?}) did not return"));
+            assert!(!v.is_empty(), "{h:?}");
+        }
+        let v = parse_challenges("Bearer @, Basic realm=\"r\"");
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[0].scheme, "bearer");
+        assert_eq!(v[1].param("realm"), Some("r"));
     }
 
     #[test]

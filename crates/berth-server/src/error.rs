@@ -108,6 +108,13 @@ impl From<berth_store::Error> for ApiError {
                 err
             }
             E::Invalid { field, message } => ApiError::validation(field, message),
+            e if e.is_storage_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                format!(
+                    "the data directory's filesystem is full; nothing was changed: free space and retry ({e})"
+                ),
+            ),
             e if e.is_transient() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -63,6 +63,18 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the write failed for want of disk space (SQLITE_FULL or ENOSPC): the data
+    /// directory's filesystem is full.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(e)) => {
+                e.code().as_deref() == Some("13") || e.message().contains("disk is full")
+            }
+            Error::Db(sqlx::Error::Io(e)) => e.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
 }
 
 /// True when `e` is a FOREIGN KEY constraint violation.
