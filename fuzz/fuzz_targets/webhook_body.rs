@@ -25,7 +25,12 @@ fuzz_target!(|input: &[u8]| {
             if let Ok(requested) = ImageRef::parse(image)
                 && same_repository(&current, &requested)
             {
-                assert_eq!(requested.name(), current.name(), "{image:?}");
+                // Host names compare without case (DNS); the repository path exactly.
+                assert!(
+                    requested.name().eq_ignore_ascii_case(&current.name())
+                        && requested.path() == current.path(),
+                    "{image:?}"
+                );
             }
         }
         (None, Some(tag), None) => {
