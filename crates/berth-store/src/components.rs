@@ -81,7 +81,7 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS proj
     JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
     JOIN registries g ON g.id = r.registry_id";
 
-fn component_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
+fn component_from_row(row: &sqlx::any::AnyRow) -> Result<Component> {
     let kind: String = row.try_get("type")?;
     let port: Option<i64> = row.try_get("port")?;
     Ok(Component {
@@ -99,7 +99,7 @@ fn component_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
     })
 }
 
-fn work_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentWork> {
+fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
     let repository: String = row.try_get("repository")?;
     let digest: String = row.try_get("digest")?;
     let status: String = row.try_get("status")?;
@@ -134,7 +134,7 @@ fn work_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentWork> {
 impl Store {
     async fn project_id(&self, org: &str, project: &str) -> Result<String> {
         let org_id = self.org_id(org).await?;
-        sqlx::query_scalar("SELECT id FROM projects WHERE org_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM projects WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(project)
             .fetch_optional(self.pool())
@@ -145,7 +145,7 @@ impl Store {
     /// The id of a component, or NotFound naming the first missing level.
     pub async fn component_id(&self, org: &str, project: &str, name: &str) -> Result<String> {
         let project_id = self.project_id(org, project).await?;
-        sqlx::query_scalar("SELECT id FROM components WHERE project_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM components WHERE project_id = $1 AND name = $2")
             .bind(&project_id)
             .bind(name)
             .fetch_optional(self.pool())
@@ -155,7 +155,7 @@ impl Store {
 
     async fn registry_id(&self, org: &str, registry: &str) -> Result<String> {
         let org_id = self.org_id(org).await?;
-        sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM registries WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(registry)
             .fetch_optional(self.pool())
@@ -175,7 +175,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO components (id, project_id, name, display_name, description, type,
              registry_id, image, port, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(new_id())
         .bind(&project_id)
@@ -215,7 +215,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<Component>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COMPONENT_SELECT} WHERE o.name = ? AND p.name = ? AND c.name = ?"
+            "{COMPONENT_SELECT} WHERE o.name = $1 AND p.name = $2 AND c.name = $3"
         )))
         .bind(org)
         .bind(project)
@@ -228,7 +228,7 @@ impl Store {
     pub async fn list_components(&self, org: &str, project: &str) -> Result<Vec<Component>> {
         self.project_id(org, project).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COMPONENT_SELECT} WHERE o.name = ? AND p.name = ? ORDER BY c.name"
+            "{COMPONENT_SELECT} WHERE o.name = $1 AND p.name = $2 ORDER BY c.name"
         )))
         .bind(org)
         .bind(project)
@@ -248,9 +248,9 @@ impl Store {
     ) -> Result<Component> {
         let id = self.component_id(org, project, name).await?;
         sqlx::query(
-            "UPDATE components SET display_name = COALESCE(?, display_name),
-             description = COALESCE(?, description), port = COALESCE(?, port), updated_at = ?
-             WHERE id = ?",
+            "UPDATE components SET display_name = COALESCE($1, display_name),
+             description = COALESCE($2, description), port = COALESCE($3, port), updated_at = $4
+             WHERE id = $5",
         )
         .bind(display_name)
         .bind(description)
@@ -267,7 +267,7 @@ impl Store {
     /// Deletes a component with its releases and deployments (the audit log stays).
     pub async fn delete_component(&self, org: &str, project: &str, name: &str) -> Result<()> {
         let id = self.component_id(org, project, name).await?;
-        sqlx::query("DELETE FROM components WHERE id = ?")
+        sqlx::query("DELETE FROM components WHERE id = $1")
             .bind(&id)
             .execute(self.pool())
             .await?;
@@ -285,7 +285,7 @@ impl Store {
             "SELECT DISTINCT p.name || '/' || c.name FROM components c
              JOIN projects p ON p.id = c.project_id
              LEFT JOIN releases r ON r.component_id = c.id
-             WHERE c.registry_id = ?1 OR r.registry_id = ?1 ORDER BY 1",
+             WHERE c.registry_id = $1 OR r.registry_id = $1 ORDER BY 1",
         )
         .bind(&id)
         .fetch_all(self.pool())
@@ -312,7 +312,7 @@ impl Store {
         let org_id = self.org_id(org).await?;
         let mut tx = self.pool().begin().await?;
         let env_id: String =
-            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = ? AND name = ?")
+            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = $1 AND name = $2")
                 .bind(&org_id)
                 .bind(env)
                 .fetch_optional(&mut *tx)
@@ -322,7 +322,7 @@ impl Store {
         let release_id = match release {
             ReleaseChoice::Existing(id) => {
                 let found: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM releases WHERE id = ? AND component_id = ?")
+                    sqlx::query_scalar("SELECT id FROM releases WHERE id = $1 AND component_id = $2")
                         .bind(id)
                         .bind(&component_id)
                         .fetch_optional(&mut *tx)
@@ -331,7 +331,7 @@ impl Store {
             }
             ReleaseChoice::New(r) => {
                 let registry_id: String =
-                    sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+                    sqlx::query_scalar("SELECT id FROM registries WHERE org_id = $1 AND name = $2")
                         .bind(&org_id)
                         .bind(r.registry)
                         .fetch_optional(&mut *tx)
@@ -341,7 +341,7 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO releases (id, component_id, registry_id, repository, tag, digest,
                      port, endpoints, config, trigger, actor, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&id)
                 .bind(&component_id)
@@ -359,7 +359,7 @@ impl Store {
                 .await?;
                 if let Some(image) = image {
                     sqlx::query(
-                        "UPDATE components SET image = ?, registry_id = ?, updated_at = ? WHERE id = ?",
+                        "UPDATE components SET image = $1, registry_id = $2, updated_at = $3 WHERE id = $4",
                     )
                     .bind(image)
                     .bind(&registry_id)
@@ -374,7 +374,7 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO deployments (id, component_id, environment_id, release_id, status,
-             trigger, actor, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+             trigger, actor, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&component_id)
@@ -386,7 +386,7 @@ impl Store {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(&at)
             .bind(format!(
@@ -404,7 +404,7 @@ impl Store {
 
     pub async fn get_deployment(&self, id: &str) -> Result<Option<DeploymentWork>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.id = ?"
+            "{DEPLOYMENT_SELECT} WHERE d.id = $1"
         )))
         .bind(id)
         .fetch_optional(self.pool())
@@ -423,8 +423,8 @@ impl Store {
     ) -> Result<Vec<Deployment>> {
         let id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.component_id = ?1 AND (?2 IS NULL OR e.name = ?2)
-             ORDER BY d.created_at DESC, d.id DESC LIMIT ?3"
+            "{DEPLOYMENT_SELECT} WHERE d.component_id = $1 AND ($2 IS NULL OR e.name = $2)
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $3"
         )))
         .bind(&id)
         .bind(env)
@@ -472,7 +472,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let at = now();
-        sqlx::query("UPDATE deployments SET status = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE deployments SET status = $1, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(&at)
@@ -481,9 +481,9 @@ impl Store {
             .await?;
         if status == DeploymentStatus::Ready {
             sqlx::query(
-                "UPDATE deployments SET status = 'superseded', updated_at = ?1
-                 WHERE status = 'ready' AND id != ?2 AND (component_id, environment_id) =
-                   (SELECT component_id, environment_id FROM deployments WHERE id = ?2)",
+                "UPDATE deployments SET status = 'superseded', updated_at = $1
+                 WHERE status = 'ready' AND id != $2 AND (component_id, environment_id) =
+                   (SELECT component_id, environment_id FROM deployments WHERE id = $2)",
             )
             .bind(&at)
             .bind(id)
@@ -494,7 +494,7 @@ impl Store {
             Some(r) => format!("status {}: {r}", status.as_str()),
             None => format!("status {}", status.as_str()),
         };
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(&at)
             .bind(message)
@@ -505,7 +505,7 @@ impl Store {
     }
 
     pub async fn add_deployment_event(&self, id: &str, message: &str) -> Result<()> {
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(now())
             .bind(message)
@@ -521,7 +521,7 @@ impl Store {
         after: i64,
     ) -> Result<Vec<DeploymentEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, message FROM deployment_events WHERE deployment_id = ? AND id > ?
+            "SELECT id, at, message FROM deployment_events WHERE deployment_id = $1 AND id > $2
              ORDER BY id",
         )
         .bind(id)
@@ -549,7 +549,7 @@ impl Store {
     ) -> Result<Option<String>> {
         let component_id = self.component_id(org, project, component).await?;
         Ok(sqlx::query_scalar(
-            "SELECT id FROM releases WHERE component_id = ?1 AND (id = ?2 OR digest = ?2)
+            "SELECT id FROM releases WHERE component_id = $1 AND (id = $2 OR digest = $2)
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(&component_id)
@@ -568,10 +568,10 @@ impl Store {
         let component_id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(
             "SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at,
-               (SELECT r2.id FROM releases r2 WHERE r2.component_id = ?1 AND r2.digest = r.digest
+               (SELECT r2.id FROM releases r2 WHERE r2.component_id = $1 AND r2.digest = r.digest
                  ORDER BY r2.created_at DESC LIMIT 1) AS release_id
              FROM deployments d JOIN releases r ON r.id = d.release_id
-             WHERE d.component_id = ?1 GROUP BY r.digest ORDER BY last_at DESC",
+             WHERE d.component_id = $1 GROUP BY r.digest ORDER BY last_at DESC",
         )
         .bind(&component_id)
         .fetch_all(self.pool())
@@ -580,7 +580,7 @@ impl Store {
         for row in rows {
             let release_id: String = row.try_get("release_id")?;
             let rel =
-                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = ?")
+                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = $1")
                     .bind(&release_id)
                     .fetch_one(self.pool())
                     .await?;
@@ -614,7 +614,7 @@ mod tests {
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let key = MasterKey::load_or_create(dir.path()).unwrap();
-        let store = Store::open(dir.path()).await.unwrap().with_master_key(&key);
+        let store = crate::test_store_in(dir.path()).await.with_master_key(&key);
         store.bootstrap().await.unwrap();
         store
             .insert_project("default", "shop", "Shop", "")
