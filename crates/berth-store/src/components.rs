@@ -321,12 +321,13 @@ impl Store {
         let at = now();
         let release_id = match release {
             ReleaseChoice::Existing(id) => {
-                let found: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM releases WHERE id = $1 AND component_id = $2")
-                        .bind(id)
-                        .bind(&component_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let found: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM releases WHERE id = $1 AND component_id = $2",
+                )
+                .bind(id)
+                .bind(&component_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 found.ok_or_else(|| Error::not_found("release", id))?
             }
             ReleaseChoice::New(r) => {
@@ -386,15 +387,17 @@ impl Store {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
-            .bind(&id)
-            .bind(&at)
-            .bind(format!(
-                "deployment created by {} ({})",
-                origin.actor, origin.trigger
-            ))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(&at)
+        .bind(format!(
+            "deployment created by {} ({})",
+            origin.actor, origin.trigger
+        ))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_deployment(&id)
             .await?
@@ -494,23 +497,27 @@ impl Store {
             Some(r) => format!("status {}: {r}", status.as_str()),
             None => format!("status {}", status.as_str()),
         };
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(&at)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(&at)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn add_deployment_event(&self, id: &str, message: &str) -> Result<()> {
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(now())
-            .bind(message)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(now())
+        .bind(message)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

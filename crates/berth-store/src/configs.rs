@@ -224,7 +224,10 @@ mod tests {
             .fetch_all(store.pool())
             .await
             .unwrap();
-        assert!(raw.iter().any(|v| v == b"hi"), "plain values are stored as they are");
+        assert!(
+            raw.iter().any(|v| v == b"hi"),
+            "plain values are stored as they are"
+        );
         assert!(
             !raw.iter().any(|v| v
                 .windows(10)

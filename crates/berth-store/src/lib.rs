@@ -113,6 +113,21 @@ pub fn redact_url(url: &str) -> String {
             if u.password().is_some() {
                 let _ = u.set_password(Some("<redacted>"));
             }
+            // libpq-style `?password=…` too.
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "<redacted>".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
         Err(_) => "<unparseable database URL>".into(),
@@ -178,8 +193,7 @@ impl Store {
         if !matches!(options.database_url.scheme(), "postgres" | "postgresql") {
             return Err(Error::Open {
                 path: shown.clone(),
-                reason: "only postgres:// URLs are supported (SQLite lives in the data dir)"
-                    .into(),
+                reason: "only postgres:// URLs are supported (SQLite lives in the data dir)".into(),
             });
         }
         let pool = AnyPoolOptions::new()
@@ -191,7 +205,11 @@ impl Store {
         Self::from_pool(pool, Backend::Postgres, options).await
     }
 
-    async fn from_pool(pool: AnyPool, backend: Backend, options: AnyConnectOptions) -> Result<Self> {
+    async fn from_pool(
+        pool: AnyPool,
+        backend: Backend,
+        options: AnyConnectOptions,
+    ) -> Result<Self> {
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
@@ -315,6 +333,21 @@ async fn fresh_postgres(url: &str) -> Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        let shown = redact_url("postgres://berth:s3cr%3Aet@db:5432/berth?sslmode=require");
+        assert_eq!(
+            shown,
+            "postgres://berth:%3Credacted%3E@db:5432/berth?sslmode=require"
+        );
+        let shown = redact_url("postgres://db/berth?user=u&password=s3cret");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("user=u"),
+            "{shown}"
+        );
+        assert!(!redact_url("not a url").contains("not a url"));
+    }
 
     #[tokio::test]
     async fn bootstrap_runs_once() {

@@ -345,12 +345,13 @@ impl Store {
     /// Removes a schedule; false when there was none.
     pub async fn delete_schedule(&self, target: ComponentRef<'_>, env: &str) -> Result<bool> {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
-        let done =
-            sqlx::query("DELETE FROM task_schedules WHERE component_id = $1 AND environment_id = $2")
-                .bind(&component_id)
-                .bind(&env_id)
-                .execute(self.pool())
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM task_schedules WHERE component_id = $1 AND environment_id = $2",
+        )
+        .bind(&component_id)
+        .bind(&env_id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 

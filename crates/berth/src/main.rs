@@ -1155,6 +1155,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain: std::time::Duration::from_millis(args.drain_ms),
         ci_rate_per_minute: args.ci_rate_per_minute,
         public_url: args.public_url,
+        database_url: args.database_url,
     };
     let server = berth_server::Server::prepare(&config).await?;
     if let Some(token) = &server.admin_token {
