@@ -793,4 +793,175 @@ mod tests {
         store.delete_registry("default", "local").await.unwrap();
         store.delete_project("default", "shop").await.unwrap();
     }
+
+    /// The queries no other test reaches, once each, so that both backends run every one.
+    #[tokio::test]
+    async fn remaining_queries_run_on_this_backend() {
+        use berth_core::auto_deploy::{PolicyKind, SortOrder};
+        let (store, _dir) = store().await;
+        store
+            .insert_component(
+                "default",
+                "shop",
+                &NewComponent {
+                    name: "web",
+                    display_name: "Web",
+                    description: "",
+                    kind: ComponentType::Service,
+                    registry: "local",
+                    image: "127.0.0.1:5000/test/web:v1",
+                    port: Some(8080),
+                },
+            )
+            .await
+            .unwrap();
+        // Organizations, projects, components, users.
+        let org = store
+            .update_org("default", Some("Default org"), None)
+            .await
+            .unwrap();
+        assert_eq!(org.display_name, "Default org");
+        assert_eq!(store.list_orgs().await.unwrap().len(), 1);
+        assert_eq!(
+            store.list_projects("default").await.unwrap()[0].name,
+            "shop"
+        );
+        let c = store
+            .update_component("default", "shop", "web", None, Some("the shop"), Some(9090))
+            .await
+            .unwrap();
+        assert_eq!((c.description.as_str(), c.port), ("the shop", Some(9090)));
+        let listed = store.list_components("default", "shop").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(store.list_users().await.unwrap()[0].name, "admin");
+
+        // Deployments of one environment, events.
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        let d = store
+            .create_deployment(WEB, "production", release("sha256:ccc", "v3"), None, origin)
+            .await
+            .unwrap();
+        store.add_deployment_event(&d.id, "hello").await.unwrap();
+        let events = store.list_deployment_events(&d.id, 0).await.unwrap();
+        assert_eq!(events.last().unwrap().message, "hello");
+        let after = store
+            .list_deployment_events(&d.id, events[0].id)
+            .await
+            .unwrap();
+        assert_eq!(after.len(), events.len() - 1);
+        let prod = store
+            .list_deployments("default", "shop", "web", Some("production"), 10)
+            .await
+            .unwrap();
+        assert_eq!(prod.len(), 1);
+        let dev = store
+            .list_deployments("default", "shop", "web", Some("development"), 10)
+            .await
+            .unwrap();
+        assert!(dev.is_empty());
+
+        // Source files.
+        store
+            .put_endpoints_file(WEB, "endpoints.yaml", "version: 0.1\n")
+            .await
+            .unwrap();
+        store
+            .put_schema_file(WEB, "api/openapi.yaml", "openapi: 3.0.0\n")
+            .await
+            .unwrap();
+        store
+            .put_schema_file(WEB, "api/openapi.yaml", "openapi: 3.1.0\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.endpoints_file(WEB).await.unwrap().unwrap().name,
+            "endpoints.yaml"
+        );
+        let schemas = store.schema_files(WEB).await.unwrap();
+        assert_eq!(schemas.len(), 1);
+        assert_eq!(schemas[0].content, "openapi: 3.1.0\n");
+        assert!(
+            store
+                .delete_schema_file(WEB, "api/openapi.yaml")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_schema_file(WEB, "api/openapi.yaml")
+                .await
+                .unwrap()
+        );
+
+        // Auto-deploy settings, checks and registry notification secrets.
+        let settings = crate::NewAutoDeploy {
+            policy: PolicyKind::Regex,
+            tag: None,
+            range: None,
+            regex: Some("v[0-9]+"),
+            sort: Some(SortOrder::Numeric),
+            interval_seconds: 60,
+            enabled: true,
+            created_by: "admin/bootstrap",
+        };
+        let a = store.put_auto_deploy(WEB, &settings).await.unwrap();
+        assert!(a.settings.enabled);
+        assert_eq!(a.settings.sort, Some(SortOrder::Numeric));
+        assert_eq!(store.due_auto_deploys(0, 10).await.unwrap().len(), 1);
+        store
+            .record_auto_deploy_check(
+                WEB,
+                &crate::AutoDeployCheckRecord {
+                    tag: Some("v3"),
+                    digest: Some("sha256:ccc"),
+                    error: None,
+                    failures: 0,
+                    next_check_at: 60_000,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(store.due_auto_deploys(59_999, 10).await.unwrap().is_empty());
+        let a = store.get_auto_deploy(WEB).await.unwrap().unwrap();
+        assert_eq!(a.settings.last_tag.as_deref(), Some("v3"));
+        let of_registry = store
+            .auto_deploys_of_registry("default", "local")
+            .await
+            .unwrap();
+        assert_eq!(of_registry[0].1, "127.0.0.1:5000/test/web:v1");
+        let secret = store
+            .rotate_registry_notification_secret("default", "local", "admin/bootstrap")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .registry_notification_secret_matches("default", "local", &secret)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .registry_notification_secret_matches("default", "local", "berth_rn_nope")
+                .await
+                .unwrap()
+        );
+        let disabled = crate::NewAutoDeploy {
+            enabled: false,
+            ..settings
+        };
+        let a = store.put_auto_deploy(WEB, &disabled).await.unwrap();
+        assert!(!a.settings.enabled);
+        assert!(
+            store
+                .due_auto_deploys(i64::MAX, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.delete_auto_deploy(WEB).await.unwrap().is_some());
+        assert!(store.get_auto_deploy(WEB).await.unwrap().is_none());
+    }
 }
