@@ -98,14 +98,14 @@ async fn lead(state: AppState) {
         let Ok(term) = rx.wait_for(Option::is_some).await.map(|t| *t) else {
             return;
         };
-        // Runners of an earlier term were dropped with it.
-        state.runners().clear();
         crate::deploy::start(state.clone());
         crate::tasks::start(state.clone());
         crate::auto_deploy::start(state.clone());
         if rx.wait_for(|t| *t != term).await.is_err() {
             return;
         }
+        // The term's runners were dropped with it; the next term starts its own.
+        state.runners().clear();
     }
 }
 

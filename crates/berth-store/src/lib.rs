@@ -253,6 +253,20 @@ impl Store {
     /// environments and the `admin` user with a token, all in one transaction. Later starts
     /// return `None` and change nothing.
     pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
+        match self.bootstrap_once().await {
+            // Another server on the same (PostgreSQL) database bootstrapped at the same moment.
+            Err(Error::Conflict { .. }) if self.user_count().await? > 0 => Ok(None),
+            other => other,
+        }
+    }
+
+    async fn user_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn bootstrap_once(&self) -> Result<Option<Bootstrap>> {
         let mut tx = self.pool.begin().await?;
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
@@ -350,6 +364,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn concurrent_bootstraps_make_one_admin() {
+        let store = test_store().await;
+        let (a, b) = tokio::join!(store.bootstrap(), store.bootstrap());
+        let made = [a.unwrap().is_some(), b.unwrap().is_some()];
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn bootstrap_runs_once() {
         let store = test_store().await;
         let first = store
@@ -384,6 +407,24 @@ mod tests {
         }
         let store = Store::open(dir.path()).await.unwrap();
         assert!(store.bootstrap().await.unwrap().is_none());
+        // The same SQLite settings as ever: WAL, synchronous NORMAL, foreign keys on.
+        let mut conn = store.pool().acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        drop(conn);
         assert!(
             store
                 .get_project("default", "shop")
