@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 
 use crate::Role;
 
+mod render;
 mod tasks;
+pub use render::*;
 pub use tasks::*;
 
 /// The error envelope of every non-2xx answer: `{"error":{"code","message","field"}}`.

@@ -1,11 +1,13 @@
 //! berth-dataplane: the [`DataPlane`] trait — what berth asks of wherever components run — and
 //! its drivers. The engine driver talks to Docker or Podman through the Docker-compatible API
-//! (bollard); a Kubernetes driver follows.
+//! (bollard); the Kubernetes driver renders manifests (a pure function, [`kubernetes::render`])
+//! and applies them with server-side apply (kube-rs, cargo feature `kubernetes`).
 //!
 //! Drivers never read the store: the reconciler hands them complete [`WorkloadSpec`]s, with
 //! pull credentials resolved. Types here are engine-neutral so both drivers share them.
 
 pub mod engine;
+pub mod kubernetes;
 mod spec;
 
 use std::future::Future;
@@ -15,8 +17,9 @@ use std::pin::Pin;
 use thiserror::Error;
 
 pub use spec::{
-    FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe, ProbeAction,
-    PullAuth, PullPolicy, RolloutEvent, TaskOutcome, TaskSpec, WorkloadKey, WorkloadSpec,
+    EndpointSpec, FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe,
+    ProbeAction, PullAuth, PullPolicy, RolloutEvent, Scaling, TaskOutcome, TaskSchedule, TaskSpec,
+    WorkloadKey, WorkloadKind, WorkloadSpec,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,6 +41,9 @@ pub enum Error {
     /// The engine refused a request.
     #[error("container engine: {0}")]
     Engine(String),
+    /// No usable Kubernetes configuration (kubeconfig or in-cluster service account).
+    #[error("Kubernetes configuration: {0}")]
+    KubeConfig(String),
     /// The spec cannot run (bad mount path, port, …).
     #[error("invalid workload: {0}")]
     Invalid(String),
@@ -132,4 +138,108 @@ pub trait DataPlane: Send + Sync {
         task: &TaskSpec,
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
     ) -> impl Future<Output = Result<TaskOutcome>> + Send;
+}
+
+/// The data plane a server runs on: the container engine or a Kubernetes cluster.
+pub enum Plane {
+    Engine(engine::Engine),
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(kubernetes::Kubernetes),
+}
+
+impl std::fmt::Debug for Plane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Plane").field(&self.endpoint()).finish()
+    }
+}
+
+impl Plane {
+    /// Where berth reaches it.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Plane::Engine(e) => e.endpoint(),
+            #[cfg(feature = "kubernetes")]
+            Plane::Kubernetes(k) => k.endpoint(),
+        }
+    }
+
+    /// The engine, for what only it has (networks' subnets, IP-level isolation).
+    pub fn as_engine(&self) -> Option<&engine::Engine> {
+        match self {
+            Plane::Engine(e) => Some(e),
+            #[cfg(feature = "kubernetes")]
+            Plane::Kubernetes(_) => None,
+        }
+    }
+
+    #[cfg(feature = "kubernetes")]
+    pub fn as_kubernetes(&self) -> Option<&kubernetes::Kubernetes> {
+        match self {
+            Plane::Kubernetes(k) => Some(k),
+            Plane::Engine(_) => None,
+        }
+    }
+
+    /// Whether workloads run on Kubernetes (whose CronJobs schedule tasks and whose Gateways
+    /// route traffic).
+    pub fn is_kubernetes(&self) -> bool {
+        !matches!(self, Plane::Engine(_))
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $p:ident => $call:expr) => {
+        match $self {
+            Plane::Engine($p) => $call.await,
+            #[cfg(feature = "kubernetes")]
+            Plane::Kubernetes($p) => $call.await,
+        }
+    };
+}
+
+impl DataPlane for Plane {
+    async fn ping(&self) -> Result<EngineInfo> {
+        delegate!(self, p => p.ping())
+    }
+
+    async fn ensure_network(&self, key: &WorkloadKey) -> Result<()> {
+        delegate!(self, p => p.ensure_network(key))
+    }
+
+    async fn rollout(
+        &self,
+        spec: &WorkloadSpec,
+        routes: &dyn RouteSwitch,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+    ) -> Result<Vec<Instance>> {
+        delegate!(self, p => p.rollout(spec, routes, events))
+    }
+
+    async fn instances(&self, key: &WorkloadKey) -> Result<Vec<Instance>> {
+        delegate!(self, p => p.instances(key))
+    }
+
+    async fn list_managed(&self) -> Result<Vec<Instance>> {
+        delegate!(self, p => p.list_managed())
+    }
+
+    async fn remove_instance(&self, id: &str, grace: std::time::Duration) -> Result<()> {
+        delegate!(self, p => p.remove_instance(id, grace))
+    }
+
+    async fn remove_workload(&self, key: &WorkloadKey) -> Result<()> {
+        delegate!(self, p => p.remove_workload(key))
+    }
+
+    async fn logs(&self, instance_id: &str, options: &LogsOptions) -> Result<BoxLogStream> {
+        delegate!(self, p => p.logs(instance_id, options))
+    }
+
+    async fn run_task(
+        &self,
+        task: &TaskSpec,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+    ) -> Result<TaskOutcome> {
+        delegate!(self, p => p.run_task(task, events))
+    }
 }

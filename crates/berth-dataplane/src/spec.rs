@@ -144,6 +144,58 @@ impl std::fmt::Debug for FileMount {
     }
 }
 
+/// What a workload is: how it is exposed or when it runs. The engine driver starts services and
+/// web apps alike (the gateway routes them) and runs tasks on demand; the Kubernetes driver
+/// renders a Deployment, a CronJob or, per run, a Job.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WorkloadKind {
+    #[default]
+    Service,
+    /// Routed by host name (`<component>-<project>-<env>.<org>.<domain>`).
+    WebApp,
+    /// Runs on a schedule (`None` = no schedule set yet: nothing runs by itself).
+    ScheduledTask(Option<TaskSchedule>),
+    /// Runs when asked.
+    ManualTask,
+}
+
+/// When a scheduled task runs, with Kubernetes' CronJob semantics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSchedule {
+    /// Five-field cron expression.
+    pub expr: String,
+    /// IANA time zone.
+    pub zone: String,
+    pub concurrency: berth_core::api::ConcurrencyPolicy,
+    pub starting_deadline_seconds: Option<i64>,
+    pub active_deadline_seconds: Option<i64>,
+    pub suspended: bool,
+    pub successful_history_limit: i64,
+    pub failed_history_limit: i64,
+}
+
+/// One endpoint of a workload: a port, how far it is visible and (HTTP) where it is routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub port: u16,
+    /// HTTP-like (REST, GraphQL, WS): routed by path. Others are reachable, never routed.
+    pub http: bool,
+    /// Path prefix inside the container (`/` = everything).
+    pub context: String,
+    pub visibilities: Vec<berth_core::endpoints::Visibility>,
+}
+
+/// Horizontal scaling between `min_replicas` and `max_replicas` on CPU/memory utilization
+/// (percent of the requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scaling {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub cpu_utilization: Option<u8>,
+    pub memory_utilization: Option<u8>,
+}
+
 /// Everything needed to run one release of one component in one environment.
 #[derive(Clone)]
 pub struct WorkloadSpec {
@@ -173,6 +225,15 @@ pub struct WorkloadSpec {
     pub ready_timeout: Duration,
     /// How long old instances keep running after the switch, to finish in-flight requests.
     pub drain: Duration,
+    pub kind: WorkloadKind,
+    /// Its endpoints (empty for tasks; a service without an endpoints file gets one Public
+    /// endpoint on `port` at `/`).
+    pub endpoints: Vec<EndpointSpec>,
+    /// Names in `env` whose values are secret (Kubernetes keeps them in a Secret, the others in
+    /// a ConfigMap).
+    pub secret_env: Vec<String>,
+    /// Autoscaling (Kubernetes); `None` = exactly `replicas`.
+    pub scaling: Option<Scaling>,
 }
 
 impl std::fmt::Debug for WorkloadSpec {
@@ -187,6 +248,9 @@ impl std::fmt::Debug for WorkloadSpec {
             .field("files", &self.files)
             .field("port", &self.port)
             .field("replicas", &self.replicas)
+            .field("kind", &self.kind)
+            .field("endpoints", &self.endpoints)
+            .field("scaling", &self.scaling)
             .finish_non_exhaustive()
     }
 }

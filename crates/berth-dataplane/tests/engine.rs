@@ -119,6 +119,10 @@ impl Fixture {
             liveness: None,
             ready_timeout: Duration::from_secs(20),
             drain: Duration::from_millis(200),
+            kind: Default::default(),
+            endpoints: vec![],
+            secret_env: vec![],
+            scaling: None,
         }
     }
 

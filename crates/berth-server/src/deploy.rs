@@ -16,8 +16,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
+use berth_core::endpoints::Visibility;
 use berth_dataplane::{
-    DataPlane, FileMount, PullAuth, PullPolicy, RolloutEvent, WorkloadKey, WorkloadSpec,
+    DataPlane, EndpointSpec, FileMount, Plane, PullAuth, PullPolicy, RolloutEvent, TaskSchedule,
+    WorkloadKey, WorkloadKind, WorkloadSpec,
 };
 use berth_store::{ComponentRef, DeploymentWork};
 use tracing::{error, info, instrument, warn};
@@ -139,8 +141,12 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         .await
         .map_err(|e| e.to_string())?;
     let mut env = Vec::new();
+    let mut secret_env = Vec::new();
     let mut files = Vec::new();
     for v in values {
+        if v.kind.is_secret() && !v.kind.is_file() {
+            secret_env.push(v.name.clone());
+        }
         if v.kind.is_file() {
             files.push(FileMount {
                 path: v.name,
@@ -152,6 +158,36 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         }
     }
     let config = state.config();
+    let kind = match work.component_type {
+        ComponentType::WebApp => WorkloadKind::WebApp,
+        ComponentType::ManualTask => WorkloadKind::ManualTask,
+        ComponentType::ScheduledTask => {
+            let schedule = state
+                .store()
+                .get_schedule(
+                    ComponentRef {
+                        org: &d.org,
+                        project: &d.project,
+                        component: &d.component,
+                    },
+                    &d.environment,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            WorkloadKind::ScheduledTask(schedule.map(|s| TaskSchedule {
+                expr: s.settings.expr,
+                zone: s.settings.zone,
+                concurrency: s.settings.concurrency,
+                starting_deadline_seconds: s.settings.starting_deadline_seconds,
+                active_deadline_seconds: s.settings.active_deadline_seconds,
+                suspended: s.settings.suspended,
+                successful_history_limit: s.settings.successful_history_limit,
+                failed_history_limit: s.settings.failed_history_limit,
+            }))
+        }
+        _ => WorkloadKind::Service,
+    };
+    let is_service = matches!(kind, WorkloadKind::Service | WorkloadKind::WebApp);
     Ok(WorkloadSpec {
         key: key_of(work),
         // The data plane's revision is the deployment: a config change or a forced redeploy of
@@ -178,7 +214,44 @@ pub async fn spec_for(state: &AppState, work: &DeploymentWork) -> Result<Workloa
         liveness: None,
         ready_timeout: config.ready_timeout,
         drain: config.drain,
+        endpoints: if is_service {
+            endpoint_specs(&work.endpoints, work.port, &kind)
+        } else {
+            Vec::new()
+        },
+        kind,
+        secret_env,
+        scaling: config.kubernetes.scaling.filter(|_| is_service),
     })
+}
+
+/// A release's endpoints for the data plane. A service without an endpoints file is routed
+/// whole, as the gateway does: one Public endpoint at `/` on its port. Web apps are routed by
+/// host name, not by these.
+fn endpoint_specs(snapshot: &str, port: Option<u16>, kind: &WorkloadKind) -> Vec<EndpointSpec> {
+    let endpoints = crate::api::endpoints::parse_snapshot(snapshot).endpoints;
+    if endpoints.is_empty() {
+        return match (kind, port) {
+            (WorkloadKind::Service, Some(port)) => vec![EndpointSpec {
+                name: "default".into(),
+                port,
+                http: true,
+                context: "/".into(),
+                visibilities: vec![Visibility::Public],
+            }],
+            _ => Vec::new(),
+        };
+    }
+    endpoints
+        .into_iter()
+        .map(|e| EndpointSpec {
+            name: e.name,
+            port: e.port,
+            http: e.kind.is_http(),
+            context: e.context,
+            visibilities: e.visibilities,
+        })
+        .collect()
 }
 
 #[instrument(skip_all, fields(deployment = %work.deployment.id, %key))]
@@ -197,6 +270,27 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
         }
     };
     if work.component_type.is_task() {
+        // On Kubernetes a scheduled task is a CronJob: apply it now (the reconciler re-applies
+        // it when the schedule changes).
+        if work.component_type == ComponentType::ScheduledTask
+            && let Ok(plane) = state.engine()
+            && plane.is_kubernetes()
+        {
+            let applied = match spec_for(state, &work).await {
+                Ok(spec) => {
+                    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+                    plane
+                        .rollout(&spec, state.gateway().as_ref(), &tx)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = applied {
+                set(DeploymentStatus::Failed, Some(reason)).await;
+                return;
+            }
+        }
         // Tasks run on demand; the release becomes the one their runs use.
         set(
             DeploymentStatus::Ready,
@@ -296,12 +390,12 @@ fn route_settings(state: &AppState, key: &WorkloadKey, work: &DeploymentWork) {
     );
 }
 
-/// Tells the internal gateway which subnets the organization's containers come from.
-async fn refresh_org_subnets(
-    state: &AppState,
-    engine: &berth_dataplane::engine::Engine,
-    org: &str,
-) {
+/// Tells the internal gateway which subnets the organization's containers come from (the
+/// engine's networks; on Kubernetes the cluster's Gateway and NetworkPolicies do this).
+async fn refresh_org_subnets(state: &AppState, plane: &Plane, org: &str) {
+    let Some(engine) = plane.as_engine() else {
+        return;
+    };
     match engine.org_subnets(org).await {
         Ok(subnets) => state.gateway().set_org_subnets(org, subnets),
         Err(e) => warn!(%org, error = %e, "reading the organization's networks failed"),
@@ -318,7 +412,14 @@ pub async fn reconcile(state: &AppState) {
             return;
         }
     };
-    if let Err(e) = engine.enforce_isolation().await {
+    #[cfg(feature = "kubernetes")]
+    if let Some(k8s) = engine.as_kubernetes() {
+        reconcile_kubernetes(state, k8s, &serving).await;
+        return;
+    }
+    if let Some(e) = engine.as_engine()
+        && let Err(e) = e.enforce_isolation().await
+    {
         warn!(error = %e, "reconcile: projects are not isolated at the IP level");
     }
     let busy: HashSet<WorkloadKey> = state.runners().snapshot();
@@ -430,6 +531,51 @@ pub async fn reconcile(state: &AppState) {
     }
 }
 
+/// The reconciler on Kubernetes: re-apply what is serving (server-side apply makes that a
+/// no-op when nothing changed; a schedule change reaches its CronJob this way), and remove
+/// the workloads in the cluster the store no longer wants.
+#[cfg(feature = "kubernetes")]
+async fn reconcile_kubernetes(
+    state: &AppState,
+    k8s: &berth_dataplane::kubernetes::Kubernetes,
+    serving: &[DeploymentWork],
+) {
+    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
+    let mut wanted = HashSet::new();
+    for work in serving {
+        let key = key_of(work);
+        wanted.insert(key.clone());
+        if busy.contains(&key) || work.component_type == ComponentType::ManualTask {
+            continue;
+        }
+        let spec = match spec_for(state, work).await {
+            Ok(s) => s,
+            Err(reason) => {
+                warn!(%key, %reason, "reconcile: cannot build the spec");
+                continue;
+            }
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Err(e) = k8s.rollout(&spec, &berth_dataplane::NoRoutes, &tx).await {
+            warn!(%key, error = %e, "reconcile: applying the serving release failed");
+        }
+    }
+    match k8s.managed_keys().await {
+        Ok(keys) => {
+            for key in keys {
+                if wanted.contains(&key) || busy.contains(&key) {
+                    continue;
+                }
+                info!(%key, "removing a workload the store does not want");
+                if let Err(e) = k8s.remove_workload(&key).await {
+                    warn!(%key, error = %e, "removing failed");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "reconcile: listing berth's workloads failed"),
+    }
+}
+
 /// Runs when this server starts to lead: resume unfinished deployments, then reconcile
 /// periodically (and, on a shared database, start the runners of deployments created through
 /// the other servers).
@@ -492,7 +638,11 @@ pub async fn follow(state: AppState) {
 /// leader rolls a workload out, the old release's instances may be gone before the store says
 /// the new one is ready; then whatever runs of that workload is routed.
 pub async fn sync_routes(state: &AppState) {
-    let Ok(engine) = state.engine() else { return };
+    let Ok(plane) = state.engine() else { return };
+    // On Kubernetes the cluster routes; berth's gateway only fronts the engine's instances.
+    let Some(engine) = plane.as_engine() else {
+        return;
+    };
     let serving = match state.store().serving_deployments().await {
         Ok(s) => s,
         Err(e) => {
@@ -510,7 +660,7 @@ pub async fn sync_routes(state: &AppState) {
     let orgs: std::collections::BTreeSet<&str> =
         serving.iter().map(|w| w.deployment.org.as_str()).collect();
     for org in orgs {
-        refresh_org_subnets(state, engine, org).await;
+        refresh_org_subnets(state, plane, org).await;
     }
     let mut routed = HashSet::new();
     for work in serving.iter().filter(|w| !w.component_type.is_task()) {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -24,6 +24,19 @@ use tracing::{debug, info, warn};
 /// How long an upstream may take to answer (headers).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
+thread_local! {
+    /// One upstream connection pool per thread: a gateway worker (a single-threaded runtime)
+    /// reuses only connections its own event loop drives, and threads never contend for a pool.
+    static UPSTREAM: Client<HttpConnector, Body> = {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector)
+    };
+}
+
 #[derive(Debug, Clone, Default)]
 struct Route {
     backends: Vec<SocketAddr>,
@@ -33,6 +46,25 @@ struct Route {
     contexts: Option<Vec<String>>,
     /// Contexts of the Organization endpoints (internal gateway only).
     org_contexts: Vec<String>,
+    /// This workload's counters (kept across switches).
+    stats: Arc<RouteStats>,
+}
+
+/// Per-route counters, updated without a lock on every proxied request.
+#[derive(Debug, Default)]
+struct RouteStats {
+    /// Requests per status class (index 0 = 1xx … 4 = 5xx).
+    requests: [AtomicU64; 5],
+    /// Milliseconds to the upstream's answer head, summed per status class.
+    millis: [AtomicU64; 5],
+}
+
+impl RouteStats {
+    fn record(&self, status: u16, ms: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        self.millis[class].fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -73,15 +105,14 @@ pub struct Gateway {
     exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
     /// Organization contexts per key.
     org_exposure: RwLock<HashMap<WorkloadKey, Vec<String>>>,
-    /// Per-route counters: (key, status class) → (requests, total milliseconds).
-    metrics: std::sync::Mutex<std::collections::BTreeMap<(WorkloadKey, u16), (u64, u64)>>,
+    /// Per-route counters, by workload (the routes hold the same `Arc`s).
+    stats: RwLock<HashMap<WorkloadKey, Arc<RouteStats>>>,
     /// Published schemas per key: (context, file name, content), served at `<context>/openapi`.
     schemas: RwLock<HashMap<WorkloadKey, Vec<Published>>>,
     /// Subnets of each organization's container networks: who may use the internal gateway.
     org_subnets: RwLock<HashMap<String, Vec<(std::net::IpAddr, u8)>>>,
     /// Base URL of the internal gateway as containers reach it, once it listens.
     internal_url: RwLock<Option<String>>,
-    client: Client<HttpConnector, Body>,
     next: AtomicUsize,
     /// Public base URL, e.g. `http://127.0.0.1:7480`.
     pub base_url: String,
@@ -97,22 +128,15 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     pub fn new(base_url: String) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         Self {
             table: RwLock::new(Arc::new(Table::default())),
             web_apps: RwLock::new(Default::default()),
             exposure: RwLock::new(Default::default()),
             org_exposure: RwLock::new(Default::default()),
             schemas: RwLock::new(Default::default()),
-            metrics: std::sync::Mutex::new(Default::default()),
+            stats: RwLock::new(Default::default()),
             org_subnets: RwLock::new(Default::default()),
             internal_url: RwLock::new(None),
-            client,
             next: AtomicUsize::new(0),
             base_url,
         }
@@ -190,43 +214,51 @@ impl Gateway {
         });
     }
 
-    fn record(&self, key: &WorkloadKey, status: u16, ms: u64) {
-        let mut m = self
-            .metrics
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = m.entry((key.clone(), status / 100 * 100)).or_insert((0, 0));
-        entry.0 += 1;
-        entry.1 += ms;
+    fn stats_for(&self, key: &WorkloadKey) -> Arc<RouteStats> {
+        self.stats
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 
     /// Per-route request counts and latency sums in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        let m = self
-            .metrics
-            .lock()
+        let stats = self
+            .stats
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys: Vec<&WorkloadKey> = stats.keys().collect();
+        keys.sort();
+        // (key, status class, requests, milliseconds) for every class that saw requests.
+        let rows: Vec<(&WorkloadKey, usize, u64, u64)> = keys
+            .iter()
+            .flat_map(|k| {
+                let st = &stats[*k];
+                (0..5).filter_map(move |i| {
+                    let n = st.requests[i].load(Ordering::Relaxed);
+                    (n > 0).then(|| (*k, i + 1, n, st.millis[i].load(Ordering::Relaxed)))
+                })
+            })
+            .collect();
+        let label = |k: &WorkloadKey, class: usize| {
+            format!(
+                "org=\"{}\",project=\"{}\",component=\"{}\",env=\"{}\",status=\"{class}xx\"",
+                k.org, k.project, k.component, k.env
+            )
+        };
         let mut out = String::from(
             "# HELP berth_gateway_requests_total Requests proxied per route and status class.\n# TYPE berth_gateway_requests_total counter\n",
         );
-        let label = |k: &WorkloadKey, class: u16| {
-            format!(
-                "org=\"{}\",project=\"{}\",component=\"{}\",env=\"{}\",status=\"{}xx\"",
-                k.org,
-                k.project,
-                k.component,
-                k.env,
-                class / 100
-            )
-        };
-        for ((k, class), (n, _)) in m.iter() {
+        for (k, class, n, _) in &rows {
             out.push_str(&format!(
                 "berth_gateway_requests_total{{{}}} {n}\n",
                 label(k, *class)
             ));
         }
         out.push_str("# HELP berth_gateway_request_milliseconds_total Time to the upstream's answer head, summed.\n# TYPE berth_gateway_request_milliseconds_total counter\n");
-        for ((k, class), (_, ms)) in m.iter() {
+        for (k, class, _, ms) in &rows {
             out.push_str(&format!(
                 "berth_gateway_request_milliseconds_total{{{}}} {ms}\n",
                 label(k, *class)
@@ -351,14 +383,59 @@ impl Gateway {
         }
     }
 
-    /// Serves the gateway until `shutdown` resolves.
+    /// Serves the gateway on `workers` threads, each its own single-threaded event loop that
+    /// accepts from the shared listening socket and serves its connections start to end (as
+    /// nginx's worker processes do): no request hops between threads. Returns the threads; they
+    /// end once `stop` turns true and their connections finished.
+    pub fn serve_workers(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+        workers: usize,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        info!(%addr, workers, "gateway listening on http://{addr}");
+        let mut threads = Vec::with_capacity(workers.max(1));
+        for i in 0..workers.max(1) {
+            let listener = listener.try_clone()?;
+            let (gw, mut stop) = (self.clone(), stop.clone());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("berth-gateway-{i}"))
+                    .spawn(move || {
+                        runtime.block_on(async move {
+                            let listener = match tokio::net::TcpListener::from_std(listener) {
+                                Ok(l) => l,
+                                Err(e) => {
+                                    warn!(error = %e, "gateway worker could not listen");
+                                    return;
+                                }
+                            };
+                            let shutdown = async move {
+                                let _ = stop.wait_for(|stop| *stop).await;
+                            };
+                            if let Err(e) = gw.serve(listener, shutdown).await {
+                                warn!(error = %e, "gateway worker stopped");
+                            }
+                        });
+                    })?,
+            );
+        }
+        Ok(threads)
+    }
+
+    /// Serves the gateway on the current runtime until `shutdown` resolves.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
-        info!(%addr, "gateway listening on http://{addr}");
+        debug!(%addr, "gateway event loop listening on http://{addr}");
         let app = axum::Router::new().fallback(proxy).with_state(self);
         // Small proxied answers must not wait for Nagle's algorithm.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -394,6 +471,7 @@ impl RouteSwitch for Gateway {
             .cloned()
             .unwrap_or_default();
         debug!(%key, backends = backends.len(), "routes switched");
+        let stats = self.stats_for(key);
         self.update(|t| {
             t.routes.insert(
                 key.clone(),
@@ -402,6 +480,7 @@ impl RouteSwitch for Gateway {
                     web_app,
                     contexts,
                     org_contexts,
+                    stats,
                 },
             );
         });
@@ -632,7 +711,8 @@ async fn forward(
     upstream_path: String,
     host: Option<String>,
 ) -> Response {
-    let backends = &table.routes[&key].backends;
+    let route = &table.routes[&key];
+    let backends = &route.backends;
     if backends.is_empty() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -686,13 +766,12 @@ async fn forward(
     set("x-forwarded-prefix", &prefix);
     *req.uri_mut() = uri;
     *req.version_mut() = axum::http::Version::HTTP_11;
-    match tokio::time::timeout(UPSTREAM_TIMEOUT, gw.client.request(req)).await {
+    let upstream = UPSTREAM.with(|client| client.request(req));
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, upstream).await {
         Ok(Ok(mut resp)) => {
-            gw.record(
-                &key,
-                resp.status().as_u16(),
-                started.elapsed().as_millis() as u64,
-            );
+            route
+                .stats
+                .record(resp.status().as_u16(), started.elapsed().as_millis() as u64);
             info!(target: "berth::gateway::access", %key, %backend, %method,
                 path = %upstream_path, status = resp.status().as_u16(),
                 ms = started.elapsed().as_millis() as u64, "proxied");
@@ -719,7 +798,9 @@ async fn forward(
             Response::from_parts(parts, Body::new(body))
         }
         Ok(Err(e)) => {
-            gw.record(&key, 502, started.elapsed().as_millis() as u64);
+            route
+                .stats
+                .record(502, started.elapsed().as_millis() as u64);
             warn!(%key, %backend, error = %e, "upstream failed");
             error(
                 StatusCode::BAD_GATEWAY,
@@ -727,11 +808,16 @@ async fn forward(
                 format!("{key} ({backend}) failed: {e}"),
             )
         }
-        Err(_) => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            format!("{key} ({backend}) did not answer within {UPSTREAM_TIMEOUT:?}"),
-        ),
+        Err(_) => {
+            route
+                .stats
+                .record(504, started.elapsed().as_millis() as u64);
+            error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("{key} ({backend}) did not answer within {UPSTREAM_TIMEOUT:?}"),
+            )
+        }
     }
 }
 

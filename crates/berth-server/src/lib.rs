@@ -27,7 +27,10 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use berth_dataplane::Plane;
+pub use berth_dataplane::Scaling;
 use berth_dataplane::engine::{Engine, discover_endpoint};
+pub use berth_dataplane::kubernetes::{GatewayRef, RenderOptions, Routing};
 pub use berth_registry::SsrfPolicy;
 use berth_store::Store;
 use berth_store::keys::{MasterKey, write_owner_only};
@@ -70,6 +73,31 @@ pub struct Config {
     /// A PostgreSQL database (`postgres://…`) instead of `<data_dir>/berth.db`; several
     /// servers may share it (see [`leader`]).
     pub database_url: Option<berth_core::Secret>,
+    /// Threads of the external gateway, each its own event loop; 0 = one per CPU.
+    pub gateway_workers: usize,
+    /// Where workloads run.
+    pub data_plane: DataPlaneKind,
+    /// How workloads map to Kubernetes objects (the driver and `berth render`).
+    pub kubernetes: KubernetesSettings,
+}
+
+/// Which data plane `berth serve` drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPlaneKind {
+    /// Docker or Podman (`DOCKER_HOST`, the default sockets).
+    #[default]
+    Engine,
+    /// A Kubernetes cluster (`KUBECONFIG`, `~/.kube/config` or in-cluster).
+    Kubernetes,
+}
+
+/// Kubernetes settings: names of the cluster's Gateways, routing, and the autoscaling every
+/// service and web app gets.
+#[derive(Debug, Clone, Default)]
+pub struct KubernetesSettings {
+    pub render: berth_dataplane::kubernetes::RenderOptions,
+    /// `None` = exactly one replica, no HorizontalPodAutoscaler.
+    pub scaling: Option<berth_dataplane::Scaling>,
 }
 
 impl Default for Config {
@@ -86,6 +114,9 @@ impl Default for Config {
             public_url: None,
             ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
             database_url: None,
+            gateway_workers: 0,
+            data_plane: DataPlaneKind::Engine,
+            kubernetes: KubernetesSettings::default(),
         }
     }
 }
@@ -112,7 +143,7 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
-    engine: Result<Engine, String>,
+    engine: Result<Plane, String>,
     config: RuntimeConfig,
     gateway: Arc<gateway::Gateway>,
     runners: deploy::Runners,
@@ -138,6 +169,8 @@ pub struct RuntimeConfig {
     pub public_url: String,
     /// Deploy-webhook calls each CI token may make per minute.
     pub ci_rate_per_minute: u32,
+    /// Kubernetes mapping (the driver, and the render route whatever the data plane).
+    pub kubernetes: KubernetesSettings,
 }
 
 impl AppState {
@@ -146,6 +179,16 @@ impl AppState {
     pub fn new(
         store: Store,
         engine: Result<Engine, String>,
+        config: RuntimeConfig,
+        gateway: Arc<gateway::Gateway>,
+    ) -> Self {
+        Self::with_plane(store, engine.map(Plane::Engine), config, gateway)
+    }
+
+    /// Like [`AppState::new`], on any data plane.
+    pub fn with_plane(
+        store: Store,
+        engine: Result<Plane, String>,
         config: RuntimeConfig,
         gateway: Arc<gateway::Gateway>,
     ) -> Self {
@@ -215,8 +258,8 @@ impl AppState {
         &self.inner.store
     }
 
-    /// The engine, or why there is none.
-    pub fn engine(&self) -> Result<&Engine, &str> {
+    /// The data plane (engine or Kubernetes), or why there is none.
+    pub fn engine(&self) -> Result<&Plane, &str> {
         self.inner.engine.as_ref().map_err(String::as_str)
     }
 }
@@ -303,6 +346,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     gateway_listener: tokio::net::TcpListener,
     internal_listener: tokio::net::TcpListener,
+    gateway_workers: usize,
     /// The admin token when this start created it (first start only).
     pub admin_token: Option<String>,
     pub admin_token_file: PathBuf,
@@ -364,17 +408,36 @@ impl Server {
             }
             None => None,
         };
-        let engine = discover_endpoint(config.engine.as_deref())
-            .and_then(|endpoint| Engine::connect(&endpoint))
-            .map(|engine| {
-                engine
-                    .with_data_root(config.data_dir.join("mounts"))
-                    .with_owner(server_id)
-            })
-            .map_err(|e| e.to_string());
+        let engine = match config.data_plane {
+            DataPlaneKind::Engine => discover_endpoint(config.engine.as_deref())
+                .and_then(|endpoint| Engine::connect(&endpoint))
+                .map(|engine| {
+                    Plane::Engine(
+                        engine
+                            .with_data_root(config.data_dir.join("mounts"))
+                            .with_owner(server_id),
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "kubernetes")]
+            DataPlaneKind::Kubernetes => {
+                berth_dataplane::kubernetes::Kubernetes::connect(config.kubernetes.render.clone())
+                    .await
+                    .map(Plane::Kubernetes)
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(not(feature = "kubernetes"))]
+            DataPlaneKind::Kubernetes => {
+                return Err(ServeError::Config(
+                    "this berth was built without the Kubernetes driver (cargo feature \
+                     `kubernetes`)"
+                        .into(),
+                ));
+            }
+        };
         match &engine {
-            Ok(e) => info!(endpoint = e.endpoint(), "container engine configured"),
-            Err(e) => warn!(error = %e, "no container engine; deployments wait until one answers"),
+            Ok(e) => info!(endpoint = e.endpoint(), "data plane configured"),
+            Err(e) => warn!(error = %e, "no data plane; deployments wait until one answers"),
         }
         let bind = |addr: SocketAddr| async move {
             tokio::net::TcpListener::bind(addr)
@@ -399,13 +462,15 @@ impl Server {
             drain: config.drain,
             public_url: configured_url.unwrap_or_else(|| format!("http://{api_addr}")),
             ci_rate_per_minute: config.ci_rate_per_minute,
+            kubernetes: config.kubernetes.clone(),
         };
         let gateway = Arc::new(gateway::Gateway::new(format!("http://{gw_addr}")));
         Ok(Self {
-            state: AppState::new(store, engine, runtime, gateway),
+            state: AppState::with_plane(store, engine, runtime, gateway),
             listener,
             gateway_listener,
             internal_listener,
+            gateway_workers: config.gateway_workers,
             admin_token,
             admin_token_file,
         })
@@ -426,13 +491,20 @@ impl Server {
         let addr = self.local_addr();
         let (gw_stop, gw_stopped) = tokio::sync::watch::channel(false);
         let internal_stopped = gw_stopped.clone();
-        let _gateway_task = tokio::spawn(self.state.gateway().clone().serve(
-            self.gateway_listener,
-            async move {
-                let mut rx = gw_stopped;
-                let _ = rx.wait_for(|stop| *stop).await;
-            },
-        ));
+        let gateway_listener = self
+            .gateway_listener
+            .into_std()
+            .map_err(|e| ServeError::Serve(e.to_string()))?;
+        let workers = match self.gateway_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        self.state
+            .gateway()
+            .clone()
+            .serve_workers(gateway_listener, workers, gw_stopped.clone())
+            .map_err(|e| ServeError::Serve(format!("starting the gateway: {e}")))?;
+        drop(gw_stopped);
         let _internal_task = tokio::spawn(self.state.gateway().clone().serve_internal(
             self.internal_listener,
             async move {

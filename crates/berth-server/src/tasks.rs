@@ -25,7 +25,7 @@ use std::time::Duration;
 use berth_core::api::{ConcurrencyPolicy, DeploymentStatus, ExecutionStatus, ExecutionTrigger};
 use berth_core::cron::Schedule;
 use berth_core::task::LOG_LIMIT;
-use berth_dataplane::engine::Engine;
+use berth_dataplane::Plane;
 use berth_dataplane::{DataPlane, LogsOptions, RolloutEvent, TaskSpec, WorkloadKey};
 use berth_store::{
     ComponentRef, DeploymentWork, ExecutionEnd, ExecutionRecord, NewExecution, StoredSchedule,
@@ -289,7 +289,7 @@ async fn finish(
 }
 
 /// All output of a task container (the newest [`LOG_LIMIT`] bytes), or `None` when it is gone.
-pub async fn container_logs(engine: &Engine, name: &str) -> Option<String> {
+pub async fn container_logs(engine: &Plane, name: &str) -> Option<String> {
     let options = LogsOptions {
         tail: None,
         since: None,
@@ -562,6 +562,11 @@ pub async fn cancel(state: &AppState, id: &str, reason: &str) -> Result<bool, be
 /// One pass of the scheduler at the clock's time: handles every due slot. Returns how many
 /// slots were handled (run or recorded as missed) by this call.
 pub async fn tick(state: &AppState) -> usize {
+    // On Kubernetes the schedules are CronJobs (applied by the deploy pipeline and the
+    // reconciler): firing them here too would run every slot twice.
+    if state.engine().is_ok_and(Plane::is_kubernetes) {
+        return 0;
+    }
     let _one = state.tasks().tick_lock.lock().await;
     let now = state.tasks().now();
     let schedules = match state.store().list_schedules().await {

@@ -157,6 +157,7 @@ impl Fixture {
                 drain: Duration::from_millis(100),
                 public_url: "http://127.0.0.1:1".into(),
                 ci_rate_per_minute: 30,
+                kubernetes: Default::default(),
             },
             Arc::new(berth_server::gateway::Gateway::new(
                 "http://127.0.0.1:2".into(),

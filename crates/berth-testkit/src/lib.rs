@@ -7,6 +7,8 @@
 //! by skipping.
 #![allow(clippy::print_stderr)]
 
+pub mod kube_stub;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpStream;

@@ -135,6 +135,22 @@ pub enum Command {
     /// Scheduled and manual tasks: schedules, runs, executions and their logs.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Kubernetes manifests of a project's environment, exactly as the Kubernetes data plane
+    /// applies them (from the server's desired state; nothing is applied). Secret values read
+    /// `<redacted>` unless --reveal-secrets. `-o yaml` (or table): YAML documents; `-o json`:
+    /// the API's answer.
+    Render {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        env: String,
+        /// Only this component's objects (and the namespace's).
+        #[arg(long)]
+        component: Option<String>,
+        /// Print Secret values (base64) instead of `<redacted>` (admin only).
+        #[arg(long)]
+        reveal_secrets: bool,
+    },
     /// Cron expressions (offline).
     #[command(subcommand)]
     Cron(CronCmd),
@@ -187,6 +203,10 @@ pub struct ServeArgs {
     /// Deploy-webhook calls each CI token may make per minute (429 with Retry-After beyond).
     #[arg(long, env = "BERTH_CI_RATE_PER_MINUTE", default_value_t = 30)]
     pub ci_rate_per_minute: u32,
+    /// Threads of the external gateway, each serving its connections on its own event loop
+    /// (like nginx's worker processes); 0 = one per CPU.
+    #[arg(long, env = "BERTH_GATEWAY_WORKERS", default_value_t = 0)]
+    pub gateway_workers: usize,
     /// Seconds a new release may take to get ready before it is rolled back.
     #[arg(long, env = "BERTH_READY_TIMEOUT", default_value_t = 120)]
     pub ready_timeout: u64,
@@ -204,6 +224,47 @@ pub struct ServeArgs {
     /// on every server (docs/postgres.md).
     #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
     pub database_url: Option<berth_core::Secret>,
+    /// Where workloads run: the container engine, or a Kubernetes cluster (KUBECONFIG,
+    /// ~/.kube/config or the in-cluster service account).
+    #[arg(long, env = "BERTH_DATA_PLANE", value_enum, default_value_t = DataPlaneArg::Engine)]
+    pub data_plane: DataPlaneArg,
+    /// Kubernetes: the Gateway of Public endpoints and web apps, NAMESPACE/NAME.
+    #[arg(
+        long,
+        env = "BERTH_K8S_EXTERNAL_GATEWAY",
+        default_value = "berth-system/berth-external"
+    )]
+    pub k8s_external_gateway: String,
+    /// Kubernetes: the Gateway of Organization endpoints, NAMESPACE/NAME.
+    #[arg(
+        long,
+        env = "BERTH_K8S_INTERNAL_GATEWAY",
+        default_value = "berth-system/berth-internal"
+    )]
+    pub k8s_internal_gateway: String,
+    /// Kubernetes: route with Ingresses of these classes, EXTERNAL,INTERNAL, instead of
+    /// Gateway API HTTPRoutes.
+    #[arg(long, env = "BERTH_K8S_INGRESS_CLASSES")]
+    pub k8s_ingress_classes: Option<String>,
+    /// Kubernetes: web apps answer at <component>-<project>-<env>.<org>.<DOMAIN>.
+    #[arg(long, env = "BERTH_K8S_DOMAIN", default_value = "localhost")]
+    pub k8s_domain: String,
+    /// Kubernetes: autoscale services and web apps between MIN and MAX replicas (`MIN-MAX`,
+    /// e.g. 2-10); default: one replica, no HorizontalPodAutoscaler.
+    #[arg(long, env = "BERTH_K8S_REPLICAS")]
+    pub k8s_replicas: Option<String>,
+    /// Kubernetes: the autoscaler's CPU target, percent of the request.
+    #[arg(long, env = "BERTH_K8S_CPU_TARGET", default_value_t = 80)]
+    pub k8s_cpu_target: u8,
+    /// Kubernetes: the autoscaler's memory target, percent of the request (none by default).
+    #[arg(long, env = "BERTH_K8S_MEMORY_TARGET")]
+    pub k8s_memory_target: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataPlaneArg {
+    Engine,
+    Kubernetes,
 }
 
 fn parse_secret(s: &str) -> Result<berth_core::Secret, String> {

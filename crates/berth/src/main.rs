@@ -22,9 +22,9 @@ use clap::{CommandFactory, Parser};
 use serde_json::Value;
 
 use crate::cli::{
-    AuditCmd, Cli, Command, ComponentCmd, ConfigCmd, ConfigTarget, DeployArgs, DeploymentCmd,
-    ImageCmd, LogFormat, OrgCmd, ProjectCmd, RegistryCmd, RegistrySettingsArgs, ServeArgs,
-    TokenCmd, UserCmd, ValidateCmd,
+    AuditCmd, Cli, Command, ComponentCmd, ConfigCmd, ConfigTarget, DataPlaneArg, DeployArgs,
+    DeploymentCmd, ImageCmd, LogFormat, OrgCmd, Output, ProjectCmd, RegistryCmd,
+    RegistrySettingsArgs, ServeArgs, TokenCmd, UserCmd, ValidateCmd,
 };
 use crate::client::{CallError, Client, resolve_token, seg, store_credentials};
 use crate::printer::{Columns, Printer};
@@ -406,6 +406,23 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
         Command::AutoDeploy(cmd) => auto_deploy::run(cmd, &client()?, &org, printer).await,
         Command::Task(cmd) => tasks::task(cmd, &client()?, &org, printer).await,
         Command::Cron(cmd) => tasks::cron(cmd, printer),
+        Command::Render {
+            project,
+            env,
+            component,
+            reveal_secrets,
+        } => {
+            render(
+                &client()?,
+                &org,
+                &project,
+                &env,
+                component,
+                reveal_secrets,
+                printer,
+            )
+            .await
+        }
         Command::Logs {
             project,
             component,
@@ -1139,8 +1156,129 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `berth render`: the manifests as YAML documents (or the API's JSON with `-o json`).
+async fn render(
+    c: &Client,
+    org: &str,
+    project: &str,
+    env: &str,
+    component: Option<String>,
+    reveal_secrets: bool,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    let mut path = format!(
+        "/api/v1/orgs/{org}/projects/{}/environments/{}/render",
+        seg(project),
+        seg(env)
+    );
+    let mut query = Vec::new();
+    if let Some(c) = &component {
+        query.push(format!("component={}", seg(c)));
+    }
+    if reveal_secrets {
+        query.push("revealSecrets=true".to_owned());
+    }
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
+    }
+    let r: berth_core::api::RenderedManifests = c.get(&path).await?;
+    if printer.output == Output::Json {
+        return printer.print(&r, &[]);
+    }
+    let mut out = format!(
+        "# berth render: {}/{} {} → namespace {} ({} component(s){})\n",
+        r.org,
+        r.project,
+        r.environment,
+        r.namespace,
+        r.components.len(),
+        if r.components.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.components.join(", "))
+        }
+    );
+    if r.redacted {
+        out.push_str(
+            "# Secret values are redacted (they read <redacted>); --reveal-secrets prints them.\n",
+        );
+    }
+    for object in &r.objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(object)?);
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// `NAMESPACE/NAME` of a Gateway flag.
+fn gateway_ref(flag: &str, value: &str) -> anyhow::Result<berth_server::GatewayRef> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(berth_server::GatewayRef {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            })
+        }
+        _ => bail!("--{flag} {value:?}: expected NAMESPACE/NAME"),
+    }
+}
+
+fn kubernetes_settings(args: &ServeArgs) -> anyhow::Result<berth_server::KubernetesSettings> {
+    let routing = match &args.k8s_ingress_classes {
+        None => berth_server::Routing::GatewayApi,
+        Some(v) => match v.split_once(',') {
+            Some((e, i)) if !e.trim().is_empty() && !i.trim().is_empty() => {
+                berth_server::Routing::Ingress {
+                    external_class: e.trim().to_owned(),
+                    internal_class: i.trim().to_owned(),
+                }
+            }
+            _ => bail!("--k8s-ingress-classes {v:?}: expected EXTERNAL,INTERNAL"),
+        },
+    };
+    let percent = |flag: &str, v: u8| -> anyhow::Result<u8> {
+        if (1..=100).contains(&v) {
+            Ok(v)
+        } else {
+            bail!("--{flag} {v}: expected a percentage between 1 and 100")
+        }
+    };
+    let scaling = match &args.k8s_replicas {
+        None => None,
+        Some(v) => {
+            let parsed = v.split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+            });
+            let Some((min, max)) = parsed.filter(|(min, max)| *min >= 1 && min <= max) else {
+                bail!("--k8s-replicas {v:?}: expected MIN-MAX with 1 ≤ MIN ≤ MAX, e.g. 2-10");
+            };
+            Some(berth_server::Scaling {
+                min_replicas: min,
+                max_replicas: max,
+                cpu_utilization: Some(percent("k8s-cpu-target", args.k8s_cpu_target)?),
+                memory_utilization: args
+                    .k8s_memory_target
+                    .map(|m| percent("k8s-memory-target", m))
+                    .transpose()?,
+            })
+        }
+    };
+    Ok(berth_server::KubernetesSettings {
+        render: berth_server::RenderOptions {
+            external_gateway: gateway_ref("k8s-external-gateway", &args.k8s_external_gateway)?,
+            internal_gateway: gateway_ref("k8s-internal-gateway", &args.k8s_internal_gateway)?,
+            routing,
+            web_app_domain: args.k8s_domain.clone(),
+            ..berth_server::RenderOptions::default()
+        },
+        scaling,
+    })
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let kubernetes = kubernetes_settings(&args)?;
     let config = berth_server::Config {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -1154,8 +1292,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
         drain: std::time::Duration::from_millis(args.drain_ms),
         ci_rate_per_minute: args.ci_rate_per_minute,
+        gateway_workers: args.gateway_workers,
         public_url: args.public_url,
         database_url: args.database_url,
+        data_plane: match args.data_plane {
+            DataPlaneArg::Engine => berth_server::DataPlaneKind::Engine,
+            DataPlaneArg::Kubernetes => berth_server::DataPlaneKind::Kubernetes,
+        },
+        kubernetes,
     };
     let server = berth_server::Server::prepare(&config).await?;
     if let Some(token) = &server.admin_token {

@@ -728,6 +728,10 @@ mod tests {
             liveness: None,
             ready_timeout: Duration::from_secs(5),
             drain: Duration::ZERO,
+            kind: Default::default(),
+            endpoints: vec![],
+            secret_env: vec![],
+            scaling: None,
         }
     }
 

@@ -726,9 +726,38 @@ pub async fn logs(
     Path((org, project, name)): ComponentPath,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<Logs>> {
-    component_or_404(&state, &org, &project, &name).await?;
-    let envs = state.store().list_environments(&org).await?;
-    let env = match q.env {
+    let tail = q.tail.unwrap_or(100);
+    let (instance, mut stream) =
+        open_logs(&state, (&org, &project, &name), q.env, tail, false).await?;
+    let mut lines = Vec::new();
+    while let Some(line) = stream.next().await {
+        lines.push(line.map_err(engine_unavailable)?.text);
+    }
+    Ok(Json(Logs { instance, lines }))
+}
+
+fn engine_unavailable(e: berth_dataplane::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "engine_unavailable",
+        e.to_string(),
+    )
+}
+
+/// Opens the output of the component's running instance in `env` (default: the first
+/// environment): the last `tail` lines (at most 10000), then, with `follow`, new lines until
+/// the instance stops or the stream is dropped. Returns the instance's name and the lines.
+/// Used by the API's logs and the console's follow view.
+pub async fn open_logs(
+    state: &AppState,
+    (org, project, name): (&str, &str, &str),
+    env: Option<String>,
+    tail: u64,
+    follow: bool,
+) -> ApiResult<(String, berth_dataplane::BoxLogStream)> {
+    component_or_404(state, org, project, name).await?;
+    let envs = state.store().list_environments(org).await?;
+    let env = match env {
         Some(e) if envs.iter().any(|x| x.name == e) => e,
         Some(e) => {
             return Err(ApiError::validation(
@@ -738,7 +767,6 @@ pub async fn logs(
         }
         None => envs.first().map(|e| e.name.clone()).unwrap_or_default(),
     };
-    let tail = q.tail.unwrap_or(100);
     if tail > 10_000 {
         return Err(ApiError::validation("tail", "must be at most 10000"));
     }
@@ -750,19 +778,12 @@ pub async fn logs(
         )
     })?;
     let key = WorkloadKey {
-        org,
-        project,
-        component: name,
+        org: org.to_owned(),
+        project: project.to_owned(),
+        component: name.to_owned(),
         env,
     };
-    let unavailable = |e: berth_dataplane::Error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "engine_unavailable",
-            e.to_string(),
-        )
-    };
-    let instances = engine.instances(&key).await.map_err(unavailable)?;
+    let instances = engine.instances(&key).await.map_err(engine_unavailable)?;
     let Some(instance) = instances
         .iter()
         .find(|i| i.state == berth_dataplane::InstanceState::Running)
@@ -771,25 +792,18 @@ pub async fn logs(
             "{key} has no running instance"
         )));
     };
-    let mut stream = engine
+    let stream = engine
         .logs(
             &instance.id,
             &LogsOptions {
                 tail: Some(tail),
                 since: None,
-                follow: false,
+                follow,
             },
         )
         .await
-        .map_err(unavailable)?;
-    let mut lines = Vec::new();
-    while let Some(line) = stream.next().await {
-        lines.push(line.map_err(unavailable)?.text);
-    }
-    Ok(Json(Logs {
-        instance: instance.name.clone(),
-        lines,
-    }))
+        .map_err(engine_unavailable)?;
+    Ok((instance.name.clone(), stream))
 }
 
 /// Largest body of a config change: a 1 MiB file as a JSON string, with room for escapes.

@@ -6,6 +6,7 @@ pub mod components;
 pub mod endpoints;
 pub mod orgs;
 pub mod registries;
+pub mod render;
 pub mod system;
 pub mod tasks;
 pub mod users;
@@ -46,6 +47,7 @@ use crate::AppState;
         tasks::get_schedule, tasks::put_schedule, tasks::delete_schedule, tasks::run,
         tasks::list_executions, tasks::get_execution, tasks::execution_logs,
         tasks::cancel_execution,
+        render::render,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -211,6 +213,10 @@ pub fn authenticated() -> Router<AppState> {
         .route(
             "/orgs/{org}/projects/{project}/components/{component}/executions",
             get(tasks::list_executions),
+        )
+        .route(
+            "/orgs/{org}/projects/{project}/environments/{env}/render",
+            get(render::render),
         )
         .route("/executions/{id}", get(tasks::get_execution))
         .route("/executions/{id}/logs", get(tasks::execution_logs))

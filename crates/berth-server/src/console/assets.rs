@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 /// htmx 2.0.11 from the npm package `htmx.org` (0BSD); see `assets/README.md`.
 const HTMX: &[u8] = include_bytes!("../../assets/htmx.min.js");
+/// htmx's Server-Sent Events extension 2.2.4 from the npm package `htmx-ext-sse` (0BSD).
+const HTMX_SSE: &[u8] = include_bytes!("../../assets/htmx-ext-sse.min.js");
+/// The console's own few lines of script (copy buttons, log scrolling); hand-written.
+const JS: &[u8] = include_bytes!("../../assets/console.js");
 const CSS: &[u8] = include_bytes!("../../assets/console.css");
 
 /// FNV-1a: a stable, dependency-free content fingerprint (not a security boundary).
@@ -30,11 +34,21 @@ struct Asset {
     content_type: &'static str,
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
     [
         Asset {
             name: format!("htmx-2.0.11.{:016x}.min.js", fnv1a(HTMX)),
             bytes: HTMX,
+            content_type: "text/javascript; charset=utf-8",
+        },
+        Asset {
+            name: format!("htmx-ext-sse-2.2.4.{:016x}.min.js", fnv1a(HTMX_SSE)),
+            bytes: HTMX_SSE,
+            content_type: "text/javascript; charset=utf-8",
+        },
+        Asset {
+            name: format!("console.{:016x}.js", fnv1a(JS)),
+            bytes: JS,
             content_type: "text/javascript; charset=utf-8",
         },
         Asset {
@@ -46,11 +60,23 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
 });
 
 static JS_URL: LazyLock<String> = LazyLock::new(|| format!("/assets/{}", ASSETS[0].name));
-static CSS_URL: LazyLock<String> = LazyLock::new(|| format!("/assets/{}", ASSETS[1].name));
+static SSE_URL: LazyLock<String> = LazyLock::new(|| format!("/assets/{}", ASSETS[1].name));
+static APP_URL: LazyLock<String> = LazyLock::new(|| format!("/assets/{}", ASSETS[2].name));
+static CSS_URL: LazyLock<String> = LazyLock::new(|| format!("/assets/{}", ASSETS[3].name));
 
 /// Where the page finds htmx.
 pub fn js_url() -> &'static str {
     &JS_URL
+}
+
+/// Where the page finds htmx's SSE extension (loaded after htmx).
+pub fn sse_url() -> &'static str {
+    &SSE_URL
+}
+
+/// Where the page finds the console's own script.
+pub fn app_js_url() -> &'static str {
+    &APP_URL
 }
 
 /// Where the page finds the style sheet.
@@ -93,6 +119,10 @@ mod tests {
         assert!(js_url().starts_with("/assets/htmx-2.0.11."), "{}", js_url());
         assert!(js_url().ends_with(".min.js"));
         assert!(css_url().starts_with("/assets/console.") && css_url().ends_with(".css"));
+        assert!(sse_url().starts_with("/assets/htmx-ext-sse-2.2.4."));
+        assert!(app_js_url().starts_with("/assets/console.") && app_js_url().ends_with(".js"));
+        let sse = std::str::from_utf8(HTMX_SSE).unwrap();
+        assert!(sse.contains("htmx.defineExtension(\"sse\""), "{sse:.80}");
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
         // The vendored file is the release it claims to be.
         let head = std::str::from_utf8(&HTMX[..200]).unwrap();

@@ -1,28 +1,30 @@
-//! Creating components (with a live image-reference preview) and the component page: the
-//! Build Area (Update Image Tag / Update Image URL / Previous Images), environment cards with
-//! Promote, and the events of the latest deployment, polled while it runs.
+//! Creating components (with a live image-reference preview) and the component's Deploy page:
+//! the Build Area (Update Image Tag / Update Image URL / Previous Images), the endpoints pane,
+//! environment cards with Promote, and the latest deployment's events (live over SSE, see
+//! [`super::live`]). Also the head (breadcrumbs, title, tabs) every component page shares.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use berth_core::api::{
-    Component, ComponentType, CreateComponent, DeployRequest, Deployment, DeploymentEvent, Org,
-    Project, PromoteRequest, Registry,
+    Component, ComponentType, CreateComponent, DeployRequest, Org, Project, PromoteRequest,
+    Registry,
 };
 use berth_core::reference::{DEFAULT_DOMAIN, DEFAULT_TAG, ImageRef};
 use serde::Deserialize;
 
+use super::endpoints::EndpointsPane;
+use super::live::{LiveView, live_view};
 use super::overview::{Done, org_or_404};
 use super::{
     Chrome, Console, Form, NAME_RULE, PageError, PageResult, Problem, non_empty, render,
     render_status, see_other, short_digest,
 };
 use crate::AppState;
-use crate::api::components::{DeploymentsQuery, EventsQuery};
 use crate::api::registries::TagsQuery;
 use crate::extract::Json;
 
-type ComponentPath = Path<(String, String, String)>;
+pub(super) type ComponentPath = Path<(String, String, String)>;
 
 const TYPES: [(&str, &str, &str); 4] = [
     (
@@ -51,7 +53,11 @@ fn parse_kind(s: &str) -> Option<ComponentType> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
-async fn project_or_404(state: &AppState, org: &str, project: &str) -> PageResult<Project> {
+pub(super) async fn project_or_404(
+    state: &AppState,
+    org: &str,
+    project: &str,
+) -> PageResult<Project> {
     state
         .store()
         .get_project(org, project)
@@ -356,39 +362,47 @@ pub async fn create(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Component page
+// Component pages: the common head (breadcrumbs, title, tabs) and the Deploy page
 
-pub struct EnvView {
-    name: String,
-    display_name: String,
-    /// Status of the newest deployment, or `none`.
-    status: String,
-    /// Why the newest deployment failed.
-    reason: Option<String>,
-    serving: Option<String>,
-    serving_label: String,
-    url: Option<String>,
-    /// The next environment (name, display name) when something runs here to promote.
-    promote_to: Option<(String, String)>,
+/// What every component page shows at the top.
+pub struct Head {
+    pub org: Org,
+    pub project: Project,
+    pub component: Component,
+    /// `/orgs/{org}/projects/{project}/components/{component}`.
+    pub base: String,
+    /// Which tab is current: `deploy`, `tasks`, `logs`, `configs`, `ci`.
+    pub tab: &'static str,
 }
 
-/// The part of the component page that refreshes itself.
-pub struct LiveView {
-    base: String,
-    csrf: String,
-    envs: Vec<EnvView>,
-    latest: Option<Deployment>,
-    latest_digest: String,
-    events: Vec<DeploymentEvent>,
-    /// Something is still in progress: keep polling.
-    polling: bool,
-    promote_error: Option<String>,
+impl Head {
+    pub fn is_task(&self) -> bool {
+        self.component.kind.is_task()
+    }
 }
 
-#[derive(Template)]
-#[template(path = "console/component_live.html")]
-struct LiveFragment {
-    live: LiveView,
+/// Loads the component through the API (404 when it is not there).
+pub(super) async fn head(
+    state: &AppState,
+    c: &Console,
+    (org, project, name): (&str, &str, &str),
+    tab: &'static str,
+) -> PageResult<Head> {
+    let org = org_or_404(state, org).await?;
+    let project = project_or_404(state, &org.name, project).await?;
+    let Json(component) = crate::api::components::get_component(
+        State(state.clone()),
+        c.auth(),
+        Path((org.name.clone(), project.name.clone(), name.to_owned())),
+    )
+    .await?;
+    Ok(Head {
+        base: base_url(&org.name, &project.name, &component.name),
+        org,
+        project,
+        component,
+        tab,
+    })
 }
 
 pub struct PreviousView {
@@ -401,15 +415,13 @@ pub struct PreviousView {
 struct ComponentPage {
     chrome: Chrome,
     csrf: String,
-    org: Org,
-    project: Project,
-    component: Component,
-    base: String,
+    head: Head,
     repository: String,
     current_tag: String,
     first_env: String,
     previous: Vec<PreviousView>,
     live: LiveView,
+    endpoints: Option<EndpointsPane>,
     notice: Option<String>,
     deploy_problem: Problem,
     /// Which Build Area form to show open (`tag`, `image`, `previous`).
@@ -418,141 +430,45 @@ struct ComponentPage {
     deploy_image: String,
 }
 
-fn base_url(org: &str, project: &str, component: &str) -> String {
+pub(super) fn base_url(org: &str, project: &str, component: &str) -> String {
     format!("/orgs/{org}/projects/{project}/components/{component}")
 }
 
-async fn live_view(
-    state: &AppState,
-    c: &Console,
-    (org, project, name): (&str, &str, &str),
-    promote_error: Option<String>,
-) -> PageResult<LiveView> {
-    let path = || Path((org.to_owned(), project.to_owned(), name.to_owned()));
-    let Json(states) =
-        crate::api::components::environments(State(state.clone()), c.auth(), path()).await?;
-    let envs = state.store().list_environments(org).await?;
-    let mut views = Vec::new();
-    let mut polling = false;
-    for s in states.items {
-        let display_name = envs
-            .iter()
-            .find(|e| e.name == s.environment)
-            .map_or_else(|| s.environment.clone(), |e| e.display_name.clone());
-        let next = envs
-            .iter()
-            .position(|e| e.name == s.environment)
-            .and_then(|p| envs.get(p + 1));
-        if s.latest.as_ref().is_some_and(|d| !d.status.is_final()) {
-            polling = true;
-        }
-        let reason = s
-            .latest
-            .as_ref()
-            .filter(|d| d.status != berth_core::api::DeploymentStatus::Ready)
-            .and_then(|d| d.reason.clone());
-        let serving_label = s
-            .current
-            .as_ref()
-            .map_or_else(String::new, |d| match &d.tag {
-                Some(t) => format!("{t} @ {}", short_digest(&d.digest)),
-                None => short_digest(&d.digest),
-            });
-        views.push(EnvView {
-            display_name,
-            status: s
-                .latest
-                .as_ref()
-                .map_or("none", |d| d.status.as_str())
-                .to_owned(),
-            reason,
-            serving: s.current.as_ref().map(|d| d.digest.clone()),
-            serving_label,
-            url: s.url,
-            promote_to: s
-                .current
-                .as_ref()
-                .and(next)
-                .map(|n| (n.name.clone(), n.display_name.clone())),
-            name: s.environment,
-        });
-    }
-    let Json(latest) = crate::api::components::list_deployments(
-        State(state.clone()),
-        c.auth(),
-        path(),
-        crate::extract::Query(DeploymentsQuery {
-            env: None,
-            limit: Some(1),
-        }),
-    )
-    .await?;
-    let latest = latest.items.into_iter().next();
-    let events = match &latest {
-        Some(d) => {
-            if !d.status.is_final() {
-                polling = true;
-            }
-            let Json(list) = crate::api::components::deployment_events(
-                State(state.clone()),
-                c.auth(),
-                Path(d.id.clone()),
-                crate::extract::Query(EventsQuery { after: None }),
-            )
-            .await?;
-            list.items
-        }
-        None => Vec::new(),
-    };
-    Ok(LiveView {
-        base: base_url(org, project, name),
-        csrf: c.csrf.clone(),
-        envs: views,
-        latest_digest: latest
-            .as_ref()
-            .map(|d| short_digest(&d.digest))
-            .unwrap_or_default(),
-        latest,
-        events,
-        polling,
-        promote_error,
-    })
-}
-
+/// What a refused form on the Deploy page brings back to it.
 #[derive(Default)]
-struct PageExtras {
-    status: StatusCode,
-    notice: Option<String>,
-    deploy_problem: Problem,
+pub(super) struct PageExtras {
+    pub status: StatusCode,
+    pub notice: Option<String>,
+    pub deploy_problem: Problem,
     /// The deploy form that was refused: (what, image URL typed).
-    deploy_form: Option<(String, String)>,
-    promote_error: Option<String>,
+    pub deploy_form: Option<(String, String)>,
+    pub promote_error: Option<String>,
+    /// The endpoints editor after a refusal: (file name, content typed, problem).
+    pub endpoints_form: Option<(String, String, Problem)>,
+    /// A refused schema upload.
+    pub schema_problem: Problem,
 }
 
-async fn component_page(
+pub(super) async fn component_page(
     state: &AppState,
     c: &Console,
     (org, project, name): (&str, &str, &str),
     extras: PageExtras,
 ) -> PageResult {
-    let org = org_or_404(state, org).await?;
-    let project = project_or_404(state, &org.name, project).await?;
-    let Json(component) = crate::api::components::get_component(
-        State(state.clone()),
-        c.auth(),
-        Path((org.name.clone(), project.name.clone(), name.to_owned())),
-    )
-    .await?;
-    let (repository, current_tag) = match ImageRef::parse(&component.image) {
-        Ok(i) => (i.name(), i.tag().unwrap_or_default().to_owned()),
-        Err(_) => (component.image.clone(), String::new()),
+    let head = head(state, c, (org, project, name), "deploy").await?;
+    let path = || {
+        Path((
+            head.org.name.clone(),
+            head.project.name.clone(),
+            head.component.name.clone(),
+        ))
     };
-    let Json(previous) = crate::api::components::previous_images(
-        State(state.clone()),
-        c.auth(),
-        Path((org.name.clone(), project.name.clone(), name.to_owned())),
-    )
-    .await?;
+    let (repository, current_tag) = match ImageRef::parse(&head.component.image) {
+        Ok(i) => (i.name(), i.tag().unwrap_or_default().to_owned()),
+        Err(_) => (head.component.image.clone(), String::new()),
+    };
+    let Json(previous) =
+        crate::api::components::previous_images(State(state.clone()), c.auth(), path()).await?;
     let previous = previous
         .items
         .into_iter()
@@ -566,44 +482,56 @@ async fn component_page(
             release: p.release,
         })
         .collect();
-    let first_env = state
-        .store()
-        .list_environments(&org.name)
-        .await?
+    let envs = state.store().list_environments(&head.org.name).await?;
+    let first_env = envs
         .first()
         .map(|e| e.display_name.clone())
         .unwrap_or_default();
     let live = live_view(
         state,
         c,
-        (&org.name, &project.name, name),
+        (&head.org.name, &head.project.name, name),
         extras.promote_error,
     )
     .await?;
+    let endpoints = if head.is_task() {
+        None
+    } else {
+        let Json(current) =
+            crate::api::endpoints::get_endpoints(State(state.clone()), c.auth(), path()).await?;
+        Some(EndpointsPane::new(
+            current,
+            &envs,
+            extras.endpoints_form,
+            extras.schema_problem,
+        ))
+    };
     let (deploy_what, deploy_image) = extras
         .deploy_form
-        .unwrap_or_else(|| ("tag".to_owned(), component.image.clone()));
+        .unwrap_or_else(|| ("tag".to_owned(), head.component.image.clone()));
     let page = ComponentPage {
         deploy_what,
         deploy_image,
-        chrome: c.chrome(&org.name, "overview", component.display_name.clone()),
+        chrome: c.chrome(
+            &head.org.name,
+            "overview",
+            head.component.display_name.clone(),
+        ),
         csrf: c.csrf.clone(),
-        base: base_url(&org.name, &project.name, name),
-        org,
-        project,
-        component,
+        head,
         repository,
         current_tag,
         first_env,
         previous,
         live,
+        endpoints,
         notice: extras.notice,
         deploy_problem: extras.deploy_problem,
     };
     render_status(extras.status, &page)
 }
 
-/// `GET …/components/{component}`.
+/// `GET …/components/{component}`: the Deploy page.
 pub async fn page(
     State(state): State<AppState>,
     c: Console,
@@ -618,6 +546,11 @@ pub async fn page(
                 .to_owned(),
         ),
         Some("promoted") => Some("Promotion started; its progress shows below.".to_owned()),
+        Some("endpoints") => Some(
+            "Endpoints saved. They take effect with the next deployment.".to_owned(),
+        ),
+        Some("schema") => Some("Schema file saved.".to_owned()),
+        Some("schema-deleted") => Some("Schema file deleted.".to_owned()),
         _ => None,
     };
     component_page(
@@ -630,16 +563,6 @@ pub async fn page(
         },
     )
     .await
-}
-
-/// `GET …/live`: environment cards and the latest deployment's events (htmx polling).
-pub async fn live(
-    State(state): State<AppState>,
-    c: Console,
-    Path((org, project, name)): ComponentPath,
-) -> PageResult {
-    let live = live_view(&state, &c, (&org, &project, &name), None).await?;
-    render(&LiveFragment { live })
 }
 
 #[derive(Template)]

@@ -12,11 +12,17 @@
 //! console requests are audited like API ones.
 
 pub mod assets;
+mod ci;
 mod components;
+mod configs;
+mod endpoints;
+mod live;
 mod login;
 mod overview;
 mod registries;
 pub mod session;
+mod tasks;
+mod users;
 
 use std::net::SocketAddr;
 
@@ -41,6 +47,7 @@ use session::{SESSION_COOKIE, cookie, tokens_match};
 pub fn routes(state: AppState) -> Router<AppState> {
     let org = "/orgs/{org}";
     let component = "/orgs/{org}/projects/{project}/components/{component}";
+    let at = |suffix: &str| format!("{component}{suffix}");
     let protected = Router::new()
         .route("/", get(overview::home))
         .route("/logout", post(login::logout))
@@ -58,6 +65,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
             &format!("{org}/settings/registries/{{registry}}/delete"),
             post(registries::delete),
         )
+        .route(
+            &format!("{org}/settings/tokens"),
+            get(users::page).post(users::create_token),
+        )
+        .route(
+            &format!("{org}/settings/tokens/{{id}}/revoke"),
+            post(users::revoke_token),
+        )
+        .route(&format!("{org}/settings/users"), post(users::create_user))
+        .route(
+            &format!("{org}/settings/users/{{user}}/delete"),
+            post(users::delete_user),
+        )
+        .route(&format!("{org}/settings/audit"), get(users::audit))
         .route(&format!("{org}/image-preview"), get(components::preview))
         .route(
             &format!("{org}/projects/{{project}}/new-component"),
@@ -68,10 +89,28 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(components::create),
         )
         .route(component, get(components::page))
-        .route(&format!("{component}/live"), get(components::live))
-        .route(&format!("{component}/tags"), get(components::tags))
-        .route(&format!("{component}/deploy"), post(components::deploy))
-        .route(&format!("{component}/promote"), post(components::promote))
+        .route(&at("/live/events"), get(live::events))
+        .route(&at("/tags"), get(components::tags))
+        .route(&at("/deploy"), post(components::deploy))
+        .route(&at("/promote"), post(components::promote))
+        .route(&at("/endpoints"), post(endpoints::save))
+        .route(&at("/schemas"), post(endpoints::upload))
+        .route(&at("/schemas/delete"), post(endpoints::delete_schema))
+        .route(&at("/logs"), get(live::logs_page))
+        .route(&at("/logs/stream"), get(live::logs_stream))
+        .route(&at("/configs"), get(configs::page).post(configs::set))
+        .route(&at("/configs/unset"), post(configs::unset))
+        .route(&at("/tasks"), get(tasks::page))
+        .route(&at("/schedule"), post(tasks::save_schedule))
+        .route(&at("/schedule/delete"), post(tasks::delete_schedule))
+        .route(&at("/schedule-preview"), get(tasks::preview))
+        .route(&at("/runs"), post(tasks::run))
+        .route(&at("/executions/{id}"), get(tasks::execution_page))
+        .route(&at("/executions/{id}/logs"), get(tasks::execution_fragment))
+        .route(&at("/executions/{id}/cancel"), post(tasks::cancel))
+        .route(&at("/ci"), get(ci::page))
+        .route(&at("/ci/tokens"), post(ci::create))
+        .route(&at("/ci/tokens/{id}/revoke"), post(ci::revoke))
         .layer(middleware::from_fn_with_state(state, guard));
     Router::new()
         .route("/login", get(login::page).post(login::login))
@@ -125,12 +164,37 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub struct Console {
     pub principal: Principal,
     pub csrf: String,
+    /// The session's API token, so long-lived streams can check it is still valid.
+    token: berth_core::Secret,
+    /// The session id (for one-time secrets kept in the session).
+    session: berth_core::Secret,
 }
 
 impl Console {
     /// The API's view of the caller, for calling API handlers.
     fn auth(&self) -> crate::auth::Auth {
         crate::auth::Auth(self.principal.clone())
+    }
+
+    /// Whether the session's token still signs in (streams re-check it while they run, so
+    /// revoking a token ends its open streams too).
+    async fn still_valid(&self, state: &AppState) -> bool {
+        matches!(
+            state.store().authenticate(self.token.expose()).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Keeps a just-created secret for the page the browser is redirected to.
+    fn flash(&self, state: &AppState, what: &str, secret: berth_core::Secret) {
+        state
+            .sessions()
+            .set_flash(self.session.expose(), what, secret);
+    }
+
+    /// The secret kept by [`Console::flash`] for `what`, once.
+    fn take_flash(&self, state: &AppState, what: &str) -> Option<berth_core::Secret> {
+        state.sessions().take_flash(self.session.expose(), what)
     }
 
     fn chrome(&self, org: &str, section: &'static str, title: impl Into<String>) -> Chrome {
@@ -140,9 +204,15 @@ impl Console {
             section,
             css_url: assets::css_url(),
             js_url: assets::js_url(),
+            sse_url: assets::sse_url(),
+            app_js_url: assets::app_js_url(),
             signed_in: Some(Signed {
                 user: self.principal.user.clone(),
                 role: self.principal.role.as_str().to_owned(),
+                admin: self
+                    .principal
+                    .role
+                    .allows(berth_core::role::Action::Administer),
                 csrf: self.csrf.clone(),
             }),
         }
@@ -170,6 +240,8 @@ pub struct Chrome {
     pub section: &'static str,
     pub css_url: &'static str,
     pub js_url: &'static str,
+    pub sse_url: &'static str,
+    pub app_js_url: &'static str,
     pub signed_in: Option<Signed>,
 }
 
@@ -182,6 +254,8 @@ impl Chrome {
             section: "",
             css_url: assets::css_url(),
             js_url: assets::js_url(),
+            sse_url: assets::sse_url(),
+            app_js_url: assets::app_js_url(),
             signed_in: None,
         }
     }
@@ -190,6 +264,8 @@ impl Chrome {
 pub struct Signed {
     pub user: String,
     pub role: String,
+    /// Whether the user may administer (users, audit log).
+    pub admin: bool,
     pub csrf: String,
 }
 
@@ -198,6 +274,8 @@ pub struct Signed {
 pub struct Problem {
     message: Option<String>,
     field: Option<String>,
+    /// Every issue when the API reports several (an invalid endpoints file).
+    details: Vec<berth_core::api::ErrorDetail>,
 }
 
 impl Problem {
@@ -205,6 +283,7 @@ impl Problem {
         Self {
             message: Some(e.message.clone()),
             field: e.field.clone(),
+            details: e.details.clone().unwrap_or_default(),
         }
     }
 
@@ -213,7 +292,29 @@ impl Problem {
         Self {
             message: Some(format!("{field}: {message}")),
             field: Some(field.to_owned()),
+            details: Vec::new(),
         }
+    }
+
+    /// The API's list of issues, when it gave one.
+    pub fn details(&self) -> &[berth_core::api::ErrorDetail] {
+        &self.details
+    }
+
+    /// The issues as (path, what is wrong there), without repeating the path the message
+    /// starts with.
+    pub fn issues(&self) -> Vec<(String, String)> {
+        self.details
+            .iter()
+            .map(|d| {
+                let rest = d
+                    .message
+                    .strip_prefix(d.path.as_str())
+                    .filter(|_| !d.path.is_empty())
+                    .map_or(d.message.as_str(), str::trim_start);
+                (d.path.clone(), rest.to_owned())
+            })
+            .collect()
     }
 
     /// The message, if any.
@@ -433,23 +534,38 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The CSRF token a POST presents: the `X-CSRF-Token` header (htmx) or the `csrf` form field.
-fn presented_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+/// The CSRF token a POST presents: the `X-CSRF-Token` header (htmx) or the `csrf` field of a
+/// urlencoded or multipart form (file uploads).
+async fn presented_csrf(headers: &HeaderMap, body: &axum::body::Bytes) -> Option<String> {
     if let Some(v) = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
         return Some(v.to_owned());
     }
-    let is_form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return None;
+        .and_then(|v| v.to_str().ok())?;
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v);
     }
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v)
+    if content_type.starts_with("multipart/form-data") {
+        let req = Request::builder()
+            .method(Method::POST)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.clone()))
+            .ok()?;
+        let mut form = axum::extract::Multipart::from_request(req, &())
+            .await
+            .ok()?;
+        while let Ok(Some(field)) = form.next_field().await {
+            if field.name() == Some("csrf") {
+                return field.text().await.ok();
+            }
+        }
+    }
+    None
 }
 
 fn source_of(extensions: &axum::http::Extensions) -> String {
@@ -492,23 +608,17 @@ async fn audit(
     }
 }
 
+/// The refusal of a forged or cross-site POST.
+fn csrf_refusal() -> Response {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "This form is stale or came from another site (CSRF check failed). Reload the page and try again.",
+    )
+    .into_response()
+}
+
 /// Session check for every protected route; for POSTs also the CSRF check and the audit row.
 async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(id) = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned) else {
-        return to_login(&req);
-    };
-    let Some(session) = state.sessions().get(&id) else {
-        return to_login(&req);
-    };
-    let principal = match state.store().authenticate(session.token.expose()).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            // The token was revoked or expired: the session goes with it.
-            state.sessions().remove(&id);
-            return to_login(&req);
-        }
-        Err(e) => return PageError::from(e).into_response(),
-    };
     let method = req.method().clone();
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req
@@ -516,6 +626,35 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
         .get::<OriginalUri>()
         .map_or_else(|| req.uri().path().to_owned(), |u| u.0.path().to_owned());
     let source = source_of(req.extensions());
+    let session = cookie(req.headers(), SESSION_COOKIE)
+        .map(str::to_owned)
+        .and_then(|id| state.sessions().get(&id).map(|s| (id, s)));
+    let principal = match &session {
+        None => None,
+        Some((id, s)) => match state.store().authenticate(s.token.expose()).await {
+            Ok(Some(p)) => Some(p),
+            Ok(None) => {
+                // The token was revoked or expired: the session goes with it.
+                state.sessions().remove(id);
+                None
+            }
+            Err(e) => return PageError::from(e).into_response(),
+        },
+    };
+    // A POST a browser marks as cross-site is refused whoever sends it (with SameSite=Strict
+    // it carries no session cookie anyway); the CSRF token below decides the rest.
+    if mutating && cross_site(req.headers()) {
+        debug!(%path, "cross-site console POST refused");
+        let resp = csrf_refusal();
+        let actor = principal
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), Principal::actor);
+        audit(&state, &actor, &method, &path, resp.status(), &source).await;
+        return resp;
+    }
+    let (Some(principal), Some((session_id, session))) = (principal, session) else {
+        return to_login(&req);
+    };
     if mutating {
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, crate::extract::MAX_BODY_BYTES).await {
@@ -525,16 +664,12 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
                     .into_response();
             }
         };
-        let ok = !cross_site(&parts.headers)
-            && presented_csrf(&parts.headers, &bytes)
-                .is_some_and(|t| tokens_match(&session.csrf, &t));
+        let ok = presented_csrf(&parts.headers, &bytes)
+            .await
+            .is_some_and(|t| tokens_match(&session.csrf, &t));
         if !ok {
             debug!(%path, "console POST without a valid CSRF token");
-            let resp = PageError::new(
-                StatusCode::FORBIDDEN,
-                "This form is stale or came from another site (CSRF check failed). Reload the page and try again.",
-            )
-            .into_response();
+            let resp = csrf_refusal();
             audit(
                 &state,
                 &principal.actor(),
@@ -552,6 +687,8 @@ async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(Console {
         principal,
         csrf: session.csrf,
+        token: session.token,
+        session: berth_core::Secret::new(session_id),
     });
     let resp = next.run(req).await;
     if mutating {

@@ -34,6 +34,8 @@ struct Entry {
     csrf: String,
     created: Instant,
     seen: Instant,
+    /// A secret to show once on the next page (a token just created): (what, secret).
+    flash: Option<(String, Secret)>,
 }
 
 /// What a valid session carries.
@@ -87,6 +89,7 @@ impl Sessions {
                 csrf: csrf.clone(),
                 created: now,
                 seen: now,
+                flash: None,
             },
         );
         Ok((id, csrf))
@@ -107,6 +110,25 @@ impl Sessions {
             token: entry.token.clone(),
             csrf: entry.csrf.clone(),
         })
+    }
+
+    /// Keeps `secret` for the session's next page that asks for `what` (Post/Redirect/Get for
+    /// secrets shown once: the POST stores it, the GET after the redirect takes it, a reload
+    /// finds nothing). A newer flash replaces an older one.
+    pub fn set_flash(&self, id: &str, what: &str, secret: Secret) {
+        if let Some(entry) = self.lock().get_mut(&key(id)) {
+            entry.flash = Some((what.to_owned(), secret));
+        }
+    }
+
+    /// Takes the flash stored for `what`, if it is still there.
+    pub fn take_flash(&self, id: &str, what: &str) -> Option<Secret> {
+        let mut map = self.lock();
+        let entry = map.get_mut(&key(id))?;
+        match &entry.flash {
+            Some((w, _)) if w == what => entry.flash.take().map(|(_, s)| s),
+            _ => None,
+        }
     }
 
     /// Ends a session; unknown ids are fine.
@@ -164,6 +186,11 @@ mod tests {
         assert_eq!(got.token.expose(), "berth_pat_x");
         assert_eq!(got.csrf, csrf);
         assert!(s.get("nope").is_none());
+        // A flash is taken once, and only by what it is for.
+        s.set_flash(&id, "ci:1", Secret::new("berth_ci_x"));
+        assert!(s.take_flash(&id, "ci:2").is_none());
+        assert_eq!(s.take_flash(&id, "ci:1").unwrap().expose(), "berth_ci_x");
+        assert!(s.take_flash(&id, "ci:1").is_none());
         s.remove(&id);
         assert!(s.get(&id).is_none());
     }

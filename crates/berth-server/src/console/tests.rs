@@ -31,6 +31,7 @@ async fn fixture() -> Fixture {
             drain: std::time::Duration::from_millis(10),
             public_url: "http://127.0.0.1:7400".into(),
             ci_rate_per_minute: 30,
+            kubernetes: Default::default(),
         },
         Arc::new(crate::gateway::Gateway::new("http://127.0.0.1:7480".into())),
     );
@@ -717,4 +718,877 @@ fn templates_need_no_inline_script_or_style() {
         }
     }
     assert!(seen >= 10, "templates not found in {}", dir.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Component pages, configs, tasks, CI, users and tokens, audit, live streams
+
+use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
+use berth_store::{
+    ComponentRef, NewComponent, NewRelease, Origin, RegistrySettings, ReleaseChoice,
+};
+
+const XSS_NAME: &str = r#""><script>alert("name")</script>"#;
+const XSS_DESCRIPTION: &str = r#"<script>alert('desc')</script>' onmouseover='alert(1)"#;
+const BASE: &str = "/orgs/default/projects/shop/components";
+
+/// Project `shop`, registry `local` and a component of `kind` (no network is used: nothing
+/// here resolves tags).
+async fn with_component(f: &Fixture, name: &str, kind: ComponentType) {
+    let store = f.state.store();
+    if store
+        .get_project("default", "shop")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        store
+            .insert_project("default", "shop", "Shop", "")
+            .await
+            .unwrap();
+        store
+            .insert_registry(
+                "default",
+                "local",
+                &RegistrySettings {
+                    display_name: "Local".into(),
+                    host: "127.0.0.1:5000".into(),
+                    auth_type: RegistryAuthType::Anonymous,
+                    username: None,
+                    password: None,
+                    ca_pem: None,
+                    insecure: false,
+                    platform: "linux/amd64".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .insert_component(
+            "default",
+            "shop",
+            &NewComponent {
+                name,
+                display_name: XSS_NAME,
+                description: XSS_DESCRIPTION,
+                kind,
+                registry: "local",
+                image: "127.0.0.1:5000/test/web:v1",
+                port: Some(8080),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// A deployment of `name` to development with `status`; returns its id.
+async fn deployment(f: &Fixture, name: &str, status: DeploymentStatus) -> String {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let d = f
+        .state
+        .store()
+        .create_deployment(
+            ComponentRef {
+                org: "default",
+                project: "shop",
+                component: name,
+            },
+            "development",
+            ReleaseChoice::New(NewRelease {
+                registry: "local",
+                repository: "127.0.0.1:5000/test/web",
+                tag: Some("v1"),
+                digest: &digest,
+                port: Some(8080),
+                endpoints: "[]",
+                config: "{}",
+            }),
+            None,
+            Origin {
+                trigger: "user",
+                actor: "admin/bootstrap",
+            },
+        )
+        .await
+        .unwrap();
+    if status != DeploymentStatus::Pending {
+        f.state
+            .store()
+            .set_deployment_status(&d.id, status, None)
+            .await
+            .unwrap();
+    }
+    d.id
+}
+
+fn assert_inert(body: &str) {
+    for bad in ["<script>alert", r#""><script"#, "' onmouseover='", "<b>"] {
+        assert!(
+            !body.contains(bad),
+            "{bad:?} came through unescaped:\n{body}"
+        );
+    }
+}
+
+fn multipart(csrf: Option<&str>, file_name: &str, content: &str) -> (String, String) {
+    let boundary = "berth-test-boundary-7d1f";
+    let mut body = String::new();
+    if let Some(c) = csrf {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{c}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/yaml\r\n\r\n{content}\r\n--{boundary}--\r\n"
+    ));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn every_component_page_renders_names_and_descriptions_inert() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    with_component(&f, "job", ComponentType::ManualTask).await;
+    let (session, _) = sign_in(&f.state, &f.token).await;
+    for path in [
+        "/orgs/default".to_owned(),
+        format!("{BASE}/web"),
+        format!("{BASE}/web/logs"),
+        format!("{BASE}/web/configs"),
+        format!("{BASE}/web/ci"),
+        format!("{BASE}/job"),
+        format!("{BASE}/job/tasks"),
+    ] {
+        let a = send(&f.state, get(&path, Some(&session))).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+        assert_inert(&a.body);
+        assert!(
+            a.body.contains("&#34;&#62;&#60;script&#62;alert(")
+                || a.body.contains("&quot;&gt;&lt;script&gt;alert("),
+            "{path}: the display name is shown, escaped:\n{}",
+            a.body
+        );
+    }
+    // Services have logs, tasks have runs; not the other way round.
+    let a = send(&f.state, get(&format!("{BASE}/web/tasks"), Some(&session))).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = send(&f.state, get(&format!("{BASE}/web"), Some(&session))).await;
+    assert!(a.body.contains("Runtime logs") && !a.body.contains(">Runs<"));
+    assert!(a.body.contains(r#"id="endpoints""#), "{}", a.body);
+    let a = send(&f.state, get(&format!("{BASE}/job"), Some(&session))).await;
+    assert!(
+        !a.body.contains(r#"id="endpoints""#),
+        "tasks have no endpoints pane"
+    );
+}
+
+#[tokio::test]
+async fn endpoints_editor_shows_every_issue_inline_and_schemas_upload() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    let (session, csrf) = sign_in(&f.state, &f.token).await;
+    let path = format!("{BASE}/web/endpoints");
+    let broken = "version: 0.1\nendpoints:\n  - name: web\n    port: 80\n    type: rest\n  - port: 70000\n    type: REST\n    context: <b>x</b>\n";
+    let a = send(
+        &f.state,
+        post_form(
+            &path,
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("fileName", "endpoints.yaml"),
+                ("content", broken),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains(r#"id="endpoints-error""#), "{}", a.body);
+    assert!(
+        a.body.contains("Not saved: the file has 5 problems."),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains("<code>endpoints[1].port</code> must be less than 65535"),
+        "{}",
+        a.body
+    );
+    for issue in [
+        "<code>endpoints[0].port</code>",
+        "<code>endpoints[1].port</code>",
+    ] {
+        assert!(a.body.contains(issue), "{issue} not listed:\n{}", a.body);
+    }
+    // What was typed stays in the editor (escaped), which stays open.
+    assert!(a.body.contains("&#60;b&#62;x&#60;/b&#62;") || a.body.contains("&lt;b&gt;x"));
+    assert!(a.body.contains(r#"aria-invalid="true""#));
+    assert_inert(&a.body);
+    assert!(
+        f.state
+            .store()
+            .endpoints_file(ComponentRef {
+                org: "default",
+                project: "shop",
+                component: "web"
+            })
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused file is not stored"
+    );
+
+    // A schema the file names must be uploaded first: the upload is multipart.
+    let openapi = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n";
+    let (ct, body) = multipart(None, "openapi.yaml", openapi);
+    let no_csrf = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{BASE}/web/schemas"))
+        .header(header::CONTENT_TYPE, &ct)
+        .header(header::COOKIE, &session)
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(send(&f.state, no_csrf).await.status, StatusCode::FORBIDDEN);
+    let upload = |content: &str| {
+        let (ct, body) = multipart(Some(&csrf), "openapi.yaml", content);
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("{BASE}/web/schemas"))
+            .header(header::CONTENT_TYPE, ct)
+            .header(header::COOKIE, &session)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let a = send(&f.state, upload("openapi: 2.5\n")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains(r#"id="schema-error""#), "{}", a.body);
+    let a = send(&f.state, upload(openapi)).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.location(), format!("{BASE}/web?done=schema#endpoints"));
+
+    let good = "version: 0.1\nendpoints:\n  - name: api\n    port: 8080\n    type: REST\n    networkVisibility: Public\n    context: /api\n    schemaFilePath: openapi.yaml\n";
+    let a = send(
+        &f.state,
+        post_form(
+            &path,
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("fileName", "endpoints.yaml"),
+                ("content", good),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(a.location(), format!("{BASE}/web?done=endpoints#endpoints"));
+    let page = send(
+        &f.state,
+        get(&format!("{BASE}/web?done=endpoints"), Some(&session)),
+    )
+    .await;
+    assert!(page.body.contains("Endpoints saved"), "{}", page.body);
+    assert!(
+        page.body.contains("<code>openapi.yaml</code>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"class="mono">/api<div"#),
+        "{}",
+        page.body
+    );
+    // Deleting a schema the stored file still names is the API's decision; here: allowed.
+    let a = send(
+        &f.state,
+        post_form(
+            &format!("{BASE}/web/schemas/delete"),
+            Some(&session),
+            &[("csrf", &csrf), ("name", "nope.yaml")],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert!(a.body.contains("schema-error"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn configs_keep_secrets_write_only() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    let (session, csrf) = sign_in(&f.state, &f.token).await;
+    let path = format!("{BASE}/web/configs");
+    let set = |fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str()), ("env", "development")];
+        all.extend_from_slice(fields);
+        post_form(&path, Some(&session), &all)
+    };
+    let a = send(
+        &f.state,
+        set(&[("kind", "env"), ("name", "LEVEL"), ("value", "debug")]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.location(),
+        format!("{BASE}/web/configs?env=development&done=saved")
+    );
+    let a = send(
+        &f.state,
+        set(&[
+            ("kind", "secret-env"),
+            ("name", "DB_PASSWORD"),
+            ("value", "hunter2-secret-value"),
+            ("apply", "true"),
+        ]),
+    )
+    .await;
+    // Nothing runs yet: nothing to roll out, saved for the next deployment.
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = send(&f.state, get(&path, Some(&session))).await;
+    assert!(page.body.contains("DB_PASSWORD"), "{}", page.body);
+    assert!(page.body.contains("<code>debug</code>"), "{}", page.body);
+    assert!(page.body.contains("write-only"));
+    assert!(!page.body.contains("hunter2"), "secrets never come back");
+    // A refused form names the field and does not echo a secret.
+    let a = send(
+        &f.state,
+        set(&[
+            ("kind", "secret-env"),
+            ("name", "1BAD"),
+            ("value", "another-secret-value"),
+        ]),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains(r#"id="config-error""#), "{}", a.body);
+    assert!(a.body.contains("set[0].name"), "{}", a.body);
+    assert!(!a.body.contains("another-secret-value"));
+    // Other environments have their own.
+    let prod = send(
+        &f.state,
+        get(&format!("{path}?env=production"), Some(&session)),
+    )
+    .await;
+    assert!(!prod.body.contains("DB_PASSWORD"), "{}", prod.body);
+    let a = send(
+        &f.state,
+        post_form(
+            &format!("{path}/unset"),
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("env", "development"),
+                ("class", "env"),
+                ("name", "DB_PASSWORD"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = send(&f.state, get(&path, Some(&session))).await;
+    assert!(!page.body.contains("DB_PASSWORD"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn tasks_schedule_preview_runs_and_executions() {
+    let f = fixture().await;
+    with_component(&f, "report", ComponentType::ScheduledTask).await;
+    with_component(&f, "other", ComponentType::ManualTask).await;
+    let (session, csrf) = sign_in(&f.state, &f.token).await;
+    let base = format!("{BASE}/report");
+    // The preview uses the scheduler's cron rules.
+    let a = send(
+        &f.state,
+        get(
+            &format!("{base}/schedule-preview?schedule=0+3+*+*+*&timeZone=Europe%2FBerlin"),
+            Some(&session),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body.matches("<time").count(), 5, "{}", a.body);
+    assert!(a.body.contains("T03:00:00+0"), "{}", a.body);
+    let a = send(
+        &f.state,
+        get(
+            &format!("{base}/schedule-preview?schedule=61+*+*+*+*"),
+            Some(&session),
+        ),
+    )
+    .await;
+    assert!(
+        a.body.contains("field-error") && a.body.contains("61"),
+        "{}",
+        a.body
+    );
+
+    // Save: refused inline, then accepted with the next five fire times.
+    let save = |expr: &str| {
+        post_form(
+            &format!("{base}/schedule"),
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("env", "development"),
+                ("schedule", expr),
+                ("timeZone", "UTC"),
+                ("concurrencyPolicy", "forbid"),
+                ("successfulHistoryLimit", "10"),
+                ("failedHistoryLimit", "10"),
+            ],
+        )
+    };
+    let a = send(&f.state, save("not cron")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains(r#"id="schedule-error""#), "{}", a.body);
+    assert!(a.body.contains(r#"value="not cron""#), "kept: {}", a.body);
+    let a = send(&f.state, save("*/15 * * * *")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.location(),
+        format!("{base}/tasks?env=development&done=schedule")
+    );
+    let page = send(&f.state, get(a.location(), Some(&session))).await;
+    assert!(page.body.contains("Schedule saved"), "{}", page.body);
+    let fire = &page.body[page.body.find("fire-times").expect("fire times")..];
+    assert_eq!(fire.matches("<time").count(), 5, "{}", page.body);
+    assert!(
+        page.body.contains("Deploy it first"),
+        "nothing deployed yet"
+    );
+
+    // Run with Arguments: split like the CLI; a broken quote is the field's error.
+    let run = |args: &str| {
+        post_form(
+            &format!("{base}/runs"),
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("env", "development"),
+                ("args", args),
+                ("envOverrides", "LEVEL=very-secret-override"),
+            ],
+        )
+    };
+    let a = send(&f.state, run("a 'b")).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains("unterminated single quote"), "{}", a.body);
+    assert!(!a.body.contains("very-secret-override"), "{}", a.body);
+    let a = send(&f.state, run("a 'b c'")).await;
+    assert_eq!(
+        a.status,
+        StatusCode::CONFLICT,
+        "nothing deployed: {}",
+        a.body
+    );
+    assert!(
+        a.body.contains("nothing is deployed to development"),
+        "{}",
+        a.body
+    );
+
+    deployment(&f, "report", DeploymentStatus::Ready).await;
+    let a = send(&f.state, run("a 'b c'")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let execution = a.location().to_owned();
+    assert!(
+        execution.starts_with(&format!("{base}/executions/")),
+        "{execution}"
+    );
+    let id = execution.rsplit('/').next().unwrap().to_owned();
+    let x = f.state.store().get_execution(&id).await.unwrap().unwrap();
+    assert_eq!(x.execution.args, ["a", "b c"]);
+    assert_eq!(x.execution.env_overrides, ["LEVEL"]);
+    assert_eq!(x.execution.trigger.as_str(), "manual");
+    // Without an engine it fails; the page says so (with its reason) and stops refreshing.
+    let mut page = send(&f.state, get(&execution, Some(&session))).await;
+    for _ in 0..50 {
+        if !page.body.contains("every 1s") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        page = send(&f.state, get(&execution, Some(&session))).await;
+    }
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"data-testid="execution-status">failed"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("a &#39;b c&#39;") || page.body.contains("a &#x27;b c&#x27;"),
+        "{}",
+        page.body
+    );
+    let list = send(
+        &f.state,
+        get(&format!("{base}/tasks?env=development"), Some(&session)),
+    )
+    .await;
+    assert!(
+        list.body.contains(&format!("data-execution=\"{id}\"")),
+        "{}",
+        list.body
+    );
+    // Another component's execution is not shown under this one.
+    let a = send(
+        &f.state,
+        get(&format!("{BASE}/other/executions/{id}"), Some(&session)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+}
+
+#[tokio::test]
+async fn ci_tokens_are_shown_once_and_snippets_name_the_webhook() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    let (session, csrf) = sign_in(&f.state, &f.token).await;
+    let path = format!("{BASE}/web/ci");
+    let page = send(&f.state, get(&path, Some(&session))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("http://127.0.0.1:7400/api/v1/hooks/deploy")
+    );
+    for kind in ["curl", "github-actions", "gitlab-ci"] {
+        assert!(
+            page.body.contains(&format!(r#"id="snippet-{kind}""#)),
+            "{kind}: {}",
+            page.body
+        );
+    }
+    assert!(page.body.contains("secrets.BERTH_TOKEN"), "{}", page.body);
+    let a = send(
+        &f.state,
+        post_form(
+            &format!("{path}/tokens"),
+            Some(&session),
+            &[("csrf", &csrf), ("name", "Bad Name")],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains(r#"id="ci-token-error""#), "{}", a.body);
+    let a = send(
+        &f.state,
+        post_form(
+            &format!("{path}/tokens"),
+            Some(&session),
+            &[("csrf", &csrf), ("name", "github"), ("expiresInDays", "30")],
+        ),
+    )
+    .await;
+    // Post/Redirect/Get: the secret waits in the session for the page after the redirect.
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(
+        a.location().starts_with(&format!("{path}?created=")),
+        "{}",
+        a.location()
+    );
+    assert!(!a.location().contains("berth_ci_"));
+    let shown = a.location().to_owned();
+    let a = send(&f.state, get(&shown, Some(&session))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let at = a
+        .body
+        .find(r#"id="ci-secret">"#)
+        .expect("the secret is shown");
+    let secret: String = a.body[at + r#"id="ci-secret">"#.len()..]
+        .chars()
+        .take_while(|c| *c != '<')
+        .collect();
+    assert!(secret.starts_with("berth_ci_"), "{secret}");
+    assert!(
+        a.body.contains(r##"data-copy="#ci-secret""##),
+        "copy button"
+    );
+    // …once: the same page again (a reload) shows it no more.
+    let page = send(&f.state, get(&shown, Some(&session))).await;
+    assert!(!page.body.contains(&secret));
+    assert!(page.body.contains("shown only once"), "{}", page.body);
+    let page = send(&f.state, get(&path, Some(&session))).await;
+    assert!(!page.body.contains(&secret));
+    assert!(
+        page.body.contains(r#"data-ci-token="github""#),
+        "{}",
+        page.body
+    );
+    let tokens = f
+        .state
+        .store()
+        .list_ci_tokens(ComponentRef {
+            org: "default",
+            project: "shop",
+            component: "web",
+        })
+        .await
+        .unwrap();
+    let a = send(
+        &f.state,
+        post_form(
+            &format!("{path}/tokens/{}/revoke", tokens[0].id),
+            Some(&session),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(
+        f.state
+            .store()
+            .authenticate_ci(&secret)
+            .await
+            .unwrap()
+            .is_none(),
+        "revoked"
+    );
+}
+
+#[tokio::test]
+async fn users_tokens_and_the_audit_log() {
+    let f = fixture().await;
+    let (session, csrf) = sign_in(&f.state, &f.token).await;
+    let path = "/orgs/default/settings/tokens";
+    let page = send(&f.state, get(path, Some(&session))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Users and API tokens"));
+    assert!(page.body.contains(r#"data-user="admin""#), "{}", page.body);
+    let a = send(
+        &f.state,
+        post_form(
+            "/orgs/default/settings/users",
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("name", "dev"),
+                ("displayName", "<i>Dev</i>"),
+                ("role", "developer"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let a = send(
+        &f.state,
+        post_form(
+            path,
+            Some(&session),
+            &[("csrf", &csrf), ("user", "dev"), ("name", "laptop")],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let shown = a.location().to_owned();
+    let a = send(&f.state, get(&shown, Some(&session))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(!a.body.contains("<i>Dev</i>"));
+    let at = a.body.find(r#"id="api-secret">"#).expect("secret shown");
+    let dev_token: String = a.body[at + r#"id="api-secret">"#.len()..]
+        .chars()
+        .take_while(|c| *c != '<')
+        .collect();
+    let again = send(&f.state, get(&shown, Some(&session))).await;
+    assert!(!again.body.contains(&dev_token), "shown once");
+    assert!(again.body.contains("shown only once"), "{}", again.body);
+    assert!(dev_token.starts_with("berth_pat_"), "{dev_token}");
+
+    // A developer sees their own tokens, no users, no audit log.
+    let (dev_session, _) = sign_in(&f.state, &dev_token).await;
+    let page = send(&f.state, get(path, Some(&dev_session))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Your API tokens"));
+    assert!(!page.body.contains(r#"data-user="admin""#));
+    assert!(!page.body.contains("Audit log"));
+    let a = send(
+        &f.state,
+        get("/orgs/default/settings/audit", Some(&dev_session)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    let a = send(
+        &f.state,
+        get("/orgs/default/settings/audit", Some(&session)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(
+        a.body.contains("POST /orgs/default/settings/users"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("POST /login"), "{}", a.body);
+}
+
+/// Reads an SSE body until it ends (or `limit` passes, which fails the test).
+async fn read_stream(body: Body, limit: std::time::Duration) -> String {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            Ok(None) => return text,
+            Err(_) => panic!("the stream did not end within {limit:?}:\n{text}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_stream_follows_a_deployment_and_ends_with_it() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    let (session, _) = sign_in(&f.state, &f.token).await;
+    let events = format!("{BASE}/web/live/events");
+    // Nothing in progress: the current state, `done`, and the end.
+    let resp = router(f.state.clone())
+        .oneshot(get(&events, Some(&session)))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let text = read_stream(resp.into_body(), std::time::Duration::from_secs(5)).await;
+    assert!(text.contains("event: live\n"), "{text}");
+    assert!(text.contains("event: done\ndata: finished"), "{text}");
+    assert_inert(&text);
+
+    // A running deployment: the page streams; the stream ends once it is ready.
+    let id = deployment(&f, "web", DeploymentStatus::Pending).await;
+    let page = send(&f.state, get(&format!("{BASE}/web"), Some(&session))).await;
+    assert!(
+        page.body
+            .contains(r#"sse-connect="/orgs/default/projects/shop/components/web/live/events""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"sse-close="done""#));
+    let resp = router(f.state.clone())
+        .oneshot(get(&events, Some(&session)))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(read_stream(
+        resp.into_body(),
+        std::time::Duration::from_secs(20),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(
+        !reader.is_finished(),
+        "the stream must stay open while pending"
+    );
+    f.state
+        .store()
+        .add_deployment_event(&id, "pulling <img src=x onerror=alert(1)>")
+        .await
+        .unwrap();
+    f.state
+        .store()
+        .set_deployment_status(&id, DeploymentStatus::Ready, None)
+        .await
+        .unwrap();
+    let text = reader.await.unwrap();
+    let live: Vec<&str> = text.split("event: live\n").skip(1).collect();
+    assert!(live.len() >= 2, "the first state and the final one: {text}");
+    assert!(live[0].contains(">pending<"), "{text}");
+    assert!(live.last().unwrap().contains(">ready<"), "{text}");
+    assert!(live.last().unwrap().contains("pulling &#60;img"), "{text}");
+    assert!(!text.contains("<img"), "{text}");
+    assert!(
+        text.trim_end().ends_with("event: done\ndata: finished"),
+        "{text}"
+    );
+
+    // Signing out (revoking the token) ends a stream too.
+    let id = deployment(&f, "web", DeploymentStatus::Pending).await;
+    let (tok, secret) = f
+        .state
+        .store()
+        .insert_token("admin", "stream", None)
+        .await
+        .unwrap();
+    let (other, _) = sign_in(&f.state, &secret).await;
+    let resp = router(f.state.clone())
+        .oneshot(get(&events, Some(&other)))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(read_stream(
+        resp.into_body(),
+        std::time::Duration::from_secs(20),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    f.state.store().revoke_token(&tok.id).await.unwrap();
+    let text = reader.await.unwrap();
+    assert!(text.contains("event: done\ndata: signed out"), "{text}");
+    let _ = id;
+}
+
+#[tokio::test]
+async fn logs_say_why_there_are_none_and_the_stream_ends() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    let (session, _) = sign_in(&f.state, &f.token).await;
+    let page = send(&f.state, get(&format!("{BASE}/web/logs"), Some(&session))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("no engine in this test"),
+        "{}",
+        page.body
+    );
+    let page = send(
+        &f.state,
+        get(
+            &format!("{BASE}/web/logs?env=development&follow=1"),
+            Some(&session),
+        ),
+    )
+    .await;
+    assert!(page.body.contains(r#"sse-connect="/orgs/default/projects/shop/components/web/logs/stream?env=development""#), "{}", page.body);
+    let resp = router(f.state.clone())
+        .oneshot(get(
+            &format!("{BASE}/web/logs/stream?env=development"),
+            Some(&session),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = read_stream(resp.into_body(), std::time::Duration::from_secs(5)).await;
+    assert!(
+        text.contains(
+            "event: line\ndata: <div class=\"log-line log-note\">[berth] no engine in this test"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("event: done"), "{text}");
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_even_without_a_session() {
+    let f = fixture().await;
+    let mut r = post_form("/orgs/default/projects", None, &[("name", "evil")]);
+    r.headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    r.headers_mut()
+        .insert(header::HOST, "127.0.0.1:7400".parse().unwrap());
+    let a = send(&f.state, r).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.body.contains("CSRF"));
+    let audit = f.state.store().list_audit(10).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.path == "/orgs/default/projects"
+            && e.status == 403
+            && e.actor == "anonymous"),
+        "{audit:?}"
+    );
+    assert!(
+        f.state
+            .store()
+            .list_projects("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
