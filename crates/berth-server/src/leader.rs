@@ -36,15 +36,15 @@ pub struct Leadership {
     term: watch::Sender<Option<u64>>,
 }
 
-impl Default for Leadership {
-    fn default() -> Self {
+impl Leadership {
+    /// Leading from the start (the only server of a SQLite store), or not until it takes the
+    /// lock.
+    pub fn new(leading: bool) -> Self {
         Self {
-            term: watch::Sender::new(None),
+            term: watch::Sender::new(leading.then_some(1)),
         }
     }
-}
 
-impl Leadership {
     pub fn is_leader(&self) -> bool {
         self.term.borrow().is_some()
     }
@@ -81,12 +81,10 @@ impl Leadership {
 /// Starts the leader election (PostgreSQL) or leads at once (SQLite), and the leader's work at
 /// the start of each term.
 pub fn start(state: AppState) {
-    match state.store().backend() {
-        Backend::Sqlite => state.leadership().set(Some(1)),
-        Backend::Postgres => {
-            tokio::spawn(campaign(state.clone()));
-            tokio::spawn(crate::deploy::follow(state.clone()));
-        }
+    // SQLite: this server leads from the start (`AppState::new`).
+    if state.store().backend() == Backend::Postgres {
+        tokio::spawn(campaign(state.clone()));
+        tokio::spawn(crate::deploy::follow(state.clone()));
     }
     tokio::spawn(lead(state));
 }
@@ -178,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn led_work_ends_with_its_term() {
-        let l = Leadership::default();
+        let l = Leadership::new(false);
         assert!(!l.is_leader());
         assert!(!l.spawn_led(async {}), "a follower runs no leader work");
         l.set(Some(1));

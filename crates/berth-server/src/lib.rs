@@ -193,6 +193,9 @@ impl AppState {
         gateway: Arc<gateway::Gateway>,
     ) -> Self {
         let ci_limiter = api::ci::RateLimiter::new(config.ci_rate_per_minute);
+        // The only server of a SQLite store leads from the start; on PostgreSQL the lock
+        // decides (`leader::start`).
+        let leading = store.backend() == berth_store::Backend::Sqlite;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -200,7 +203,7 @@ impl AppState {
                 config,
                 gateway,
                 runners: deploy::Runners::default(),
-                leadership: leader::Leadership::default(),
+                leadership: leader::Leadership::new(leading),
                 tasks: tasks::Tasks::default(),
                 ci_limiter,
                 registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
