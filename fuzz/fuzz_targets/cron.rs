@@ -22,7 +22,8 @@ fuzz_target!(|input: &str| {
     if let Some(first) = upcoming.first() {
         assert!(first.with_timezone(&Utc) > start, "{input:?}: {first}");
     }
-    let again = Schedule::parse(schedule.expr(), zone).expect("an accepted expression parses again");
+    let again =
+        Schedule::parse(schedule.expr(), zone).expect("an accepted expression parses again");
     assert_eq!(
         again.next_after(start),
         schedule.next_after(start),

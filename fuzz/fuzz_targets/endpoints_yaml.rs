@@ -24,8 +24,14 @@ fuzz_target!(|input: &str| {
         detect_and_validate("unknown.yaml", input, &schemas),
     ] {
         if !report.valid {
-            assert!(endpoints.is_empty(), "{input:?}: endpoints from an invalid file");
-            assert!(!report.errors.is_empty(), "{input:?}: invalid without an error");
+            assert!(
+                endpoints.is_empty(),
+                "{input:?}: endpoints from an invalid file"
+            );
+            assert!(
+                !report.errors.is_empty(),
+                "{input:?}: invalid without an error"
+            );
             continue;
         }
         for e in &endpoints {

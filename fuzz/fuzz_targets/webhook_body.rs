@@ -33,20 +33,15 @@ fuzz_target!(|input: &[u8]| {
                 );
             }
         }
-        (None, Some(tag), None) => {
-            if validate_tag(tag).is_ok() {
-                let image = format!("{}:{tag}", current.name());
-                let parsed = ImageRef::parse(&image).expect("a valid tag makes a valid reference");
-                assert!(same_repository(&current, &parsed), "{image:?}");
-            }
+        (None, Some(tag), None) if validate_tag(tag).is_ok() => {
+            let image = format!("{}:{tag}", current.name());
+            let parsed = ImageRef::parse(&image).expect("a valid tag makes a valid reference");
+            assert!(same_repository(&current, &parsed), "{image:?}");
         }
-        (None, None, Some(digest)) => {
-            if validate_digest(digest).is_ok() {
-                let image = format!("{}@{digest}", current.name());
-                let parsed =
-                    ImageRef::parse(&image).expect("a valid digest makes a valid reference");
-                assert!(same_repository(&current, &parsed), "{image:?}");
-            }
+        (None, None, Some(digest)) if validate_digest(digest).is_ok() => {
+            let image = format!("{}@{digest}", current.name());
+            let parsed = ImageRef::parse(&image).expect("a valid digest makes a valid reference");
+            assert!(same_repository(&current, &parsed), "{image:?}");
         }
         _ => {}
     }

@@ -58,6 +58,11 @@ pub struct Readiness {
     pub status: String,
     pub store: Probe,
     pub engine: Probe,
+    /// `leader` when this server runs the reconciler, the deploy runners and the scheduler
+    /// (always so with SQLite), `follower` while another server on the same PostgreSQL
+    /// database does. Both serve the API and the gateway.
+    #[serde(default)]
+    pub role: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

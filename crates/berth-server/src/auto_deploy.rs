@@ -35,10 +35,11 @@ pub fn start(state: AppState) {
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|ms| *ms > 0)
         .map_or(DEFAULT_TICK, Duration::from_millis);
-    tokio::spawn(async move {
+    let s = state.clone();
+    state.leadership().spawn_led(async move {
         loop {
             tokio::time::sleep(tick).await;
-            poll(&state).await;
+            poll(&s).await;
         }
     });
 }

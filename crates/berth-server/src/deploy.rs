@@ -6,6 +6,11 @@
 //! At start and then periodically the reconciler converges the engine to the store: it resumes
 //! unfinished deployments, re-creates missing instances of serving releases (which also rebuilds
 //! the gateway's routes) and removes labelled containers the store does not want.
+//!
+//! All of that runs on the leader only ([`crate::leader`]). With several servers on one
+//! PostgreSQL database a deployment created through a follower is found by the leader's poll of
+//! unfinished deployments ([`PENDING_POLL`]), and followers route their gateways from the store
+//! and what runs ([`follow`]) without changing anything.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,6 +29,11 @@ use crate::AppState;
 /// How often the reconciler runs when nothing else triggers it. It is also the liveness
 /// period: each pass probes the serving instances and replaces the dead or failing ones.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How often the leader of a shared (PostgreSQL) database looks for deployments created
+/// through the other servers. A single server starts its runners directly instead.
+const PENDING_POLL: Duration = Duration::from_secs(1);
+/// How often a follower refreshes its gateway's routes from the store and the engine.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 
 pub fn key_of(work: &DeploymentWork) -> WorkloadKey {
     let d = &work.deployment;
@@ -35,11 +45,21 @@ pub fn key_of(work: &DeploymentWork) -> WorkloadKey {
     }
 }
 
-/// Starts the runner of `key` unless one is active.
+/// Starts the runner of `key` unless one is active. On a follower it does nothing: the
+/// leader finds the deployment within [`PENDING_POLL`].
 pub fn kick(state: &AppState, key: WorkloadKey) {
+    if !state.leadership().is_leader() {
+        return;
+    }
     if state.runners().insert(key.clone()) {
-        let state = state.clone();
-        tokio::spawn(async move { runner(state, key).await });
+        let s = state.clone();
+        let k = key.clone();
+        if !state
+            .leadership()
+            .spawn_led(async move { runner(s, k).await })
+        {
+            state.runners().remove(&key);
+        }
     }
 }
 
@@ -286,19 +306,7 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
             return;
         }
     };
-    state
-        .gateway()
-        .set_web_app(key, work.component_type == ComponentType::WebApp);
-    state
-        .gateway()
-        .set_public_contexts(key, crate::api::endpoints::public_contexts(&work.endpoints));
-    state
-        .gateway()
-        .set_org_contexts(key, crate::api::endpoints::org_contexts(&work.endpoints));
-    state.gateway().set_schemas(
-        key,
-        crate::api::endpoints::published_schemas(&work.endpoints),
-    );
+    route_settings(state, key, &work);
     let mut backoff = Duration::from_secs(2);
     loop {
         let engine = match state.engine() {
@@ -368,6 +376,18 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
             }
         }
     }
+}
+
+/// Tells the gateway how to route a workload of `work`'s release (before its switch).
+fn route_settings(state: &AppState, key: &WorkloadKey, work: &DeploymentWork) {
+    let gateway = state.gateway();
+    gateway.set_web_app(key, work.component_type == ComponentType::WebApp);
+    gateway.set_public_contexts(key, crate::api::endpoints::public_contexts(&work.endpoints));
+    gateway.set_org_contexts(key, crate::api::endpoints::org_contexts(&work.endpoints));
+    gateway.set_schemas(
+        key,
+        crate::api::endpoints::published_schemas(&work.endpoints),
+    );
 }
 
 /// Tells the internal gateway which subnets the organization's containers come from (the
@@ -472,20 +492,7 @@ pub async fn reconcile(state: &AppState) {
                 continue;
             }
         };
-        state
-            .gateway()
-            .set_web_app(&key, work.component_type == ComponentType::WebApp);
-        state.gateway().set_public_contexts(
-            &key,
-            crate::api::endpoints::public_contexts(&work.endpoints),
-        );
-        state
-            .gateway()
-            .set_org_contexts(&key, crate::api::endpoints::org_contexts(&work.endpoints));
-        state.gateway().set_schemas(
-            &key,
-            crate::api::endpoints::published_schemas(&work.endpoints),
-        );
+        route_settings(state, &key, work);
         let before: HashSet<String> = engine
             .instances(&key)
             .await
@@ -569,9 +576,30 @@ async fn reconcile_kubernetes(
     }
 }
 
-/// Runs at start: resume unfinished deployments, then reconcile periodically.
+/// Runs when this server starts to lead: resume unfinished deployments, then reconcile
+/// periodically (and, on a shared database, start the runners of deployments created through
+/// the other servers).
 pub fn start(state: AppState) {
-    tokio::spawn(async move {
+    if state.store().backend() == berth_store::Backend::Postgres {
+        let s = state.clone();
+        state.leadership().spawn_led(async move {
+            loop {
+                tokio::time::sleep(PENDING_POLL).await;
+                match s.store().unfinished_deployments().await {
+                    Ok(work) => {
+                        let keys: HashSet<WorkloadKey> = work.iter().map(key_of).collect();
+                        for key in keys {
+                            kick(&s, key);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reading unfinished deployments failed"),
+                }
+            }
+        });
+    }
+    let s = state.clone();
+    state.leadership().spawn_led(async move {
+        let state = s;
         match state.store().unfinished_deployments().await {
             Ok(work) => {
                 for w in &work {
@@ -594,6 +622,79 @@ pub fn start(state: AppState) {
     });
 }
 
+/// A follower's loop: while another server leads, route this server's gateway as the leader
+/// routes its own.
+pub async fn follow(state: AppState) {
+    loop {
+        if !state.leadership().is_leader() {
+            sync_routes(&state).await;
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// Routes the gateway from the store (what serves) and the engine (where it runs), changing
+/// nothing on the engine: each serving release goes to its running instances. While the
+/// leader rolls a workload out, the old release's instances may be gone before the store says
+/// the new one is ready; then whatever runs of that workload is routed.
+pub async fn sync_routes(state: &AppState) {
+    let Ok(plane) = state.engine() else { return };
+    // On Kubernetes the cluster routes; berth's gateway only fronts the engine's instances.
+    let Some(engine) = plane.as_engine() else {
+        return;
+    };
+    let serving = match state.store().serving_deployments().await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "routing: reading the store failed");
+            return;
+        }
+    };
+    let instances = match engine.list_managed().await {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(error = %e, "routing: listing instances failed");
+            return;
+        }
+    };
+    let orgs: std::collections::BTreeSet<&str> =
+        serving.iter().map(|w| w.deployment.org.as_str()).collect();
+    for org in orgs {
+        refresh_org_subnets(state, plane, org).await;
+    }
+    let mut routed = HashSet::new();
+    for work in serving.iter().filter(|w| !w.component_type.is_task()) {
+        let key = key_of(work);
+        let running: Vec<_> = instances
+            .iter()
+            .filter(|i| i.key == key && i.state == berth_dataplane::InstanceState::Running)
+            .filter_map(|i| i.address.map(|a| (a, i.release == work.deployment.id)))
+            .collect();
+        let mut backends: Vec<_> = if running.iter().any(|(_, serving)| *serving) {
+            running
+                .iter()
+                .filter(|(_, s)| *s)
+                .map(|(a, _)| *a)
+                .collect()
+        } else {
+            running.iter().map(|(a, _)| *a).collect()
+        };
+        backends.sort();
+        route_settings(state, &key, work);
+        let mut current = state.gateway().backends(&key);
+        current.sort();
+        if current != backends {
+            berth_dataplane::RouteSwitch::switch(state.gateway().as_ref(), &key, &backends);
+        }
+        routed.insert(key);
+    }
+    for key in state.gateway().routed_keys() {
+        if !routed.contains(&key) {
+            state.gateway().remove(&key);
+        }
+    }
+}
+
 /// The set of workloads with an active runner.
 #[derive(Debug, Default)]
 pub struct Runners(std::sync::Mutex<HashSet<WorkloadKey>>);
@@ -613,5 +714,9 @@ impl Runners {
     }
     pub fn snapshot(&self) -> HashSet<WorkloadKey> {
         self.lock().clone()
+    }
+    /// Forgets every runner (their term ended and took them along).
+    pub fn clear(&self) {
+        self.lock().clear();
     }
 }

@@ -356,6 +356,11 @@ impl Gateway {
         });
     }
 
+    /// The workloads that have a route.
+    pub fn routed_keys(&self) -> Vec<WorkloadKey> {
+        self.snapshot().routes.keys().cloned().collect()
+    }
+
     /// The backends currently routed for a workload.
     pub fn backends(&self, key: &WorkloadKey) -> Vec<SocketAddr> {
         self.snapshot()

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod leader;
 pub mod tasks;
 
 use std::net::SocketAddr;
@@ -69,6 +70,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Deploy-webhook calls each CI token may make per minute.
     pub ci_rate_per_minute: u32,
+    /// A PostgreSQL database (`postgres://…`) instead of `<data_dir>/berth.db`; several
+    /// servers may share it (see [`leader`]).
+    pub database_url: Option<berth_core::Secret>,
     /// Threads of the external gateway, each its own event loop; 0 = one per CPU.
     pub gateway_workers: usize,
     /// Where workloads run.
@@ -109,6 +113,7 @@ impl Default for Config {
             drain: Duration::from_secs(10),
             public_url: None,
             ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
+            database_url: None,
             gateway_workers: 0,
             data_plane: DataPlaneKind::Engine,
             kubernetes: KubernetesSettings::default(),
@@ -142,6 +147,8 @@ struct Inner {
     config: RuntimeConfig,
     gateway: Arc<gateway::Gateway>,
     runners: deploy::Runners,
+    /// Whether this server runs the reconciler and the scheduler (always on SQLite).
+    leadership: leader::Leadership,
     tasks: tasks::Tasks,
     /// Per-token rate of the CI deploy webhook.
     ci_limiter: api::ci::RateLimiter,
@@ -186,6 +193,9 @@ impl AppState {
         gateway: Arc<gateway::Gateway>,
     ) -> Self {
         let ci_limiter = api::ci::RateLimiter::new(config.ci_rate_per_minute);
+        // The only server of a SQLite store leads from the start; on PostgreSQL the lock
+        // decides (`leader::start`).
+        let leading = store.backend() == berth_store::Backend::Sqlite;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -193,6 +203,7 @@ impl AppState {
                 config,
                 gateway,
                 runners: deploy::Runners::default(),
+                leadership: leader::Leadership::new(leading),
                 tasks: tasks::Tasks::default(),
                 ci_limiter,
                 registry_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -227,6 +238,10 @@ impl AppState {
 
     pub(crate) fn runners(&self) -> &deploy::Runners {
         &self.inner.runners
+    }
+
+    pub fn leadership(&self) -> &leader::Leadership {
+        &self.inner.leadership
     }
 
     pub(crate) fn ci_limiter(&self) -> &api::ci::RateLimiter {
@@ -362,10 +377,30 @@ impl Server {
         let configured_url = config.public_url.as_deref().map(public_url).transpose()?;
         prepare_data_dir(&config.data_dir)?;
         let master_key = MasterKey::load_or_create(&config.data_dir)?;
-        let server_id = berth_store::keys::load_or_create_server_id(&config.data_dir)?;
-        let store = Store::open(&config.data_dir)
-            .await?
-            .with_master_key(&master_key);
+        let mut server_id = berth_store::keys::load_or_create_server_id(&config.data_dir)?;
+        let store = match &config.database_url {
+            Some(url) => {
+                let store = Store::connect(url.expose()).await?;
+                // The servers of one database are one berth: they label containers alike, so
+                // a new leader adopts what the old one started.
+                server_id = store.shared_server_id(&server_id).await?;
+                info!(database = %berth_store::redact_url(url.expose()), "store: PostgreSQL");
+                store
+            }
+            None => Store::open(&config.data_dir).await?,
+        };
+        if !store.master_key_matches(&master_key).await? {
+            return Err(ServeError::Config(format!(
+                "{} is not the master key this database's credentials are encrypted with; \
+                 every server of one database needs the same key: copy master.key from the data \
+                 dir of the server that first used the database (mode 0600)",
+                config
+                    .data_dir
+                    .join(berth_store::keys::MASTER_KEY_FILE)
+                    .display()
+            )));
+        }
+        let store = store.with_master_key(&master_key);
         let admin_token_file = config.data_dir.join(ADMIN_TOKEN_FILE);
         let admin_token = match store.bootstrap().await? {
             Some(boot) => {
@@ -480,9 +515,9 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             },
         ));
-        deploy::start(self.state.clone());
-        tasks::start(self.state.clone());
-        auto_deploy::start(self.state.clone());
+        // The reconciler, the deploy runners, the scheduler and the auto-deploy poller run on
+        // the leader only (on SQLite: always this server).
+        leader::start(self.state.clone());
         info!(%addr, "berth listening on http://{addr}");
         let app = router(self.state.clone());
         let _gateway_guard = StopOnDrop(gw_stop);

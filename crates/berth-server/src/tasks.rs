@@ -780,9 +780,12 @@ pub async fn recover(state: &AppState) {
     }
 }
 
-/// Runs at start (after the deploy runners): recovery, then a tick every second.
+/// Runs when this server starts to lead (after the deploy runners): recovery, then a tick
+/// every second, until the term ends.
 pub fn start(state: AppState) {
-    tokio::spawn(async move {
+    let s = state.clone();
+    state.leadership().spawn_led(async move {
+        let state = s;
         recover(&state).await;
         loop {
             tick(&state).await;

@@ -53,7 +53,7 @@ const SELECT_WITH_IMAGE: &str = "SELECT o.name AS org_name, p.name AS project_na
     FROM auto_deploy a JOIN components c ON c.id = a.component_id
     JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id";
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AutoDeployState> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<AutoDeployState> {
     let policy: String = row.try_get("policy")?;
     let sort: Option<String> = row.try_get("sort")?;
     let interval: i64 = row.try_get("interval_seconds")?;
@@ -74,7 +74,7 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AutoDeployState> {
                 .transpose()
                 .map_err(|e| Error::Io(format!("stored auto-deploy settings: {e}")))?,
             interval_seconds: u32::try_from(interval).unwrap_or(u32::MAX),
-            enabled: row.try_get("enabled")?,
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
             last_checked_at: row.try_get("last_checked_at")?,
             last_tag: row.try_get("last_tag")?,
             last_digest: row.try_get("last_digest")?,
@@ -99,7 +99,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO auto_deploy (component_id, policy, tag, range_expr, regex, sort,
              interval_seconds, enabled, next_check_at, created_by, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)
              ON CONFLICT (component_id) DO UPDATE SET policy = excluded.policy,
              tag = excluded.tag, range_expr = excluded.range_expr, regex = excluded.regex,
              sort = excluded.sort, interval_seconds = excluded.interval_seconds,
@@ -114,7 +114,7 @@ impl Store {
         .bind(new.regex)
         .bind(new.sort.map(SortOrder::as_str))
         .bind(i64::from(new.interval_seconds))
-        .bind(new.enabled)
+        .bind(i64::from(new.enabled))
         .bind(new.created_by)
         .bind(now())
         .execute(self.pool())
@@ -132,7 +132,7 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE a.component_id = ?"
+            "{SELECT} WHERE a.component_id = $1"
         )))
         .bind(&component_id)
         .fetch_optional(self.pool())
@@ -150,7 +150,7 @@ impl Store {
             let component_id = self
                 .component_id(target.org, target.project, target.component)
                 .await?;
-            sqlx::query("DELETE FROM auto_deploy WHERE component_id = ?")
+            sqlx::query("DELETE FROM auto_deploy WHERE component_id = $1")
                 .bind(&component_id)
                 .execute(self.pool())
                 .await?;
@@ -161,7 +161,7 @@ impl Store {
     /// Enabled settings whose next check is due at `now_ms`, the most overdue first.
     pub async fn due_auto_deploys(&self, now_ms: i64, limit: u32) -> Result<Vec<AutoDeployState>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE a.enabled = 1 AND a.next_check_at <= ? ORDER BY a.next_check_at LIMIT ?"
+            "{SELECT} WHERE a.enabled = 1 AND a.next_check_at <= $1 ORDER BY a.next_check_at LIMIT $2"
         )))
         .bind(now_ms)
         .bind(i64::from(limit))
@@ -180,9 +180,9 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         sqlx::query(
-            "UPDATE auto_deploy SET last_checked_at = ?, last_tag = COALESCE(?, last_tag),
-             last_digest = COALESCE(?, last_digest), last_error = ?, failures = ?,
-             next_check_at = ? WHERE component_id = ?",
+            "UPDATE auto_deploy SET last_checked_at = $1, last_tag = COALESCE($2, last_tag),
+             last_digest = COALESCE($3, last_digest), last_error = $4, failures = $5,
+             next_check_at = $6 WHERE component_id = $7",
         )
         .bind(now())
         .bind(check.tag)
@@ -199,7 +199,7 @@ impl Store {
     async fn registry_row_id(&self, org: &str, registry: &str) -> Result<String> {
         sqlx::query_scalar(
             "SELECT r.id FROM registries r JOIN orgs o ON o.id = r.org_id
-             WHERE o.name = ? AND r.name = ?",
+             WHERE o.name = $1 AND r.name = $2",
         )
         .bind(org)
         .bind(registry)
@@ -221,7 +221,7 @@ impl Store {
         let secret = format!("berth_rn_{}", hex::encode(bytes));
         sqlx::query(
             "INSERT INTO registry_notification_secrets (registry_id, hash, created_at, created_by)
-             VALUES (?, ?, ?, ?) ON CONFLICT (registry_id) DO UPDATE SET hash = excluded.hash,
+             VALUES ($1, $2, $3, $4) ON CONFLICT (registry_id) DO UPDATE SET hash = excluded.hash,
              created_at = excluded.created_at, created_by = excluded.created_by",
         )
         .bind(&registry_id)
@@ -244,7 +244,7 @@ impl Store {
         let hash: Option<String> = sqlx::query_scalar(
             "SELECT s.hash FROM registry_notification_secrets s
              JOIN registries r ON r.id = s.registry_id JOIN orgs o ON o.id = r.org_id
-             WHERE o.name = ? AND r.name = ?",
+             WHERE o.name = $1 AND r.name = $2",
         )
         .bind(org)
         .bind(registry)
@@ -262,7 +262,7 @@ impl Store {
     ) -> Result<Vec<(AutoDeployState, String)>> {
         let registry_id = self.registry_row_id(org, registry).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT_WITH_IMAGE} WHERE a.enabled = 1 AND c.registry_id = ?"
+            "{SELECT_WITH_IMAGE} WHERE a.enabled = 1 AND c.registry_id = $1"
         )))
         .bind(&registry_id)
         .fetch_all(self.pool())

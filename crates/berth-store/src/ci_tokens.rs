@@ -52,7 +52,7 @@ const CI_TOKEN_SELECT: &str = "SELECT t.id, o.name AS org_name, p.name AS projec
     FROM ci_tokens t JOIN components c ON c.id = t.component_id
     JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id";
 
-fn ci_token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<CiToken> {
+fn ci_token_from_row(row: &sqlx::any::AnyRow) -> Result<CiToken> {
     Ok(CiToken {
         id: row.try_get("id")?,
         org: row.try_get("org_name")?,
@@ -90,7 +90,7 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO ci_tokens (id, component_id, name, prefix, hash, created_at, created_by,
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&component_id)
@@ -128,7 +128,7 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CI_TOKEN_SELECT} WHERE t.component_id = ? ORDER BY t.created_at DESC, t.id DESC"
+            "{CI_TOKEN_SELECT} WHERE t.component_id = $1 ORDER BY t.created_at DESC, t.id DESC"
         )))
         .bind(&component_id)
         .fetch_all(self.pool())
@@ -146,8 +146,8 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{CI_TOKEN_SELECT} WHERE t.component_id = ?1 AND (t.id = ?2 OR t.name = ?2)
-             ORDER BY t.id = ?2 DESC LIMIT 1"
+            "{CI_TOKEN_SELECT} WHERE t.component_id = $1 AND (t.id = $2 OR t.name = $2)
+             ORDER BY t.id = $2 DESC LIMIT 1"
         )))
         .bind(&component_id)
         .bind(id_or_name)
@@ -166,7 +166,7 @@ impl Store {
             .get_ci_token(target, id_or_name)
             .await?
             .ok_or_else(|| Error::not_found("CI token", id_or_name))?;
-        sqlx::query("UPDATE ci_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE ci_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(&token.id)
             .execute(self.pool())
@@ -191,7 +191,7 @@ impl Store {
                     o.name AS org_name, p.name AS project_name, c.name AS component_name
              FROM ci_tokens t JOIN components c ON c.id = t.component_id
              JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id
-             WHERE t.prefix = ?",
+             WHERE t.prefix = $1",
         )
         .bind(prefix)
         .fetch_all(self.pool())
@@ -211,7 +211,7 @@ impl Store {
             let last_used: Option<String> = row.try_get("last_used_at")?;
             // At most one write a minute per token, as for API tokens.
             if last_used.is_none_or(|t| t.get(..16) != now.get(..16)) {
-                sqlx::query("UPDATE ci_tokens SET last_used_at = ? WHERE id = ?")
+                sqlx::query("UPDATE ci_tokens SET last_used_at = $1 WHERE id = $2")
                     .bind(&now)
                     .bind(&id)
                     .execute(self.pool())
@@ -236,7 +236,7 @@ impl Store {
     ) -> Result<Option<IdempotentAnswer>> {
         let row = sqlx::query(
             "SELECT request_hash, status, body FROM ci_idempotency
-             WHERE token_id = ? AND key = ? AND created_at > ?",
+             WHERE token_id = $1 AND key = $2 AND created_at > $3",
         )
         .bind(token_id)
         .bind(key)
@@ -264,13 +264,13 @@ impl Store {
     ) -> Result<()> {
         let start = window_start();
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM ci_idempotency WHERE created_at <= ?")
+        sqlx::query("DELETE FROM ci_idempotency WHERE created_at <= $1")
             .bind(&start)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO ci_idempotency (token_id, key, request_hash, status, body,
-             created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ci_idempotency (token_id, key, request_hash, status, body, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_id, key) DO NOTHING",
         )
         .bind(token_id)
         .bind(key)
@@ -286,7 +286,7 @@ impl Store {
 
     #[cfg(test)]
     async fn set_ci_token_expiry(&self, id: &str, expires_at: &str) -> Result<()> {
-        sqlx::query("UPDATE ci_tokens SET expires_at = ? WHERE id = ?")
+        sqlx::query("UPDATE ci_tokens SET expires_at = $1 WHERE id = $2")
             .bind(expires_at)
             .bind(id)
             .execute(self.pool())
@@ -304,7 +304,7 @@ mod tests {
     async fn store_with(components: &[&str]) -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let key = crate::keys::MasterKey::load_or_create(dir.path()).unwrap();
-        let store = Store::open_in_memory().await.unwrap().with_master_key(&key);
+        let store = crate::test_store().await.with_master_key(&key);
         store.bootstrap().await.unwrap();
         store
             .insert_project("default", "shop", "Shop", "")

@@ -81,7 +81,7 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS proj
     JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
     JOIN registries g ON g.id = r.registry_id";
 
-fn component_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
+fn component_from_row(row: &sqlx::any::AnyRow) -> Result<Component> {
     let kind: String = row.try_get("type")?;
     let port: Option<i64> = row.try_get("port")?;
     Ok(Component {
@@ -99,7 +99,7 @@ fn component_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Component> {
     })
 }
 
-fn work_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentWork> {
+fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
     let repository: String = row.try_get("repository")?;
     let digest: String = row.try_get("digest")?;
     let status: String = row.try_get("status")?;
@@ -134,7 +134,7 @@ fn work_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DeploymentWork> {
 impl Store {
     async fn project_id(&self, org: &str, project: &str) -> Result<String> {
         let org_id = self.org_id(org).await?;
-        sqlx::query_scalar("SELECT id FROM projects WHERE org_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM projects WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(project)
             .fetch_optional(self.pool())
@@ -145,7 +145,7 @@ impl Store {
     /// The id of a component, or NotFound naming the first missing level.
     pub async fn component_id(&self, org: &str, project: &str, name: &str) -> Result<String> {
         let project_id = self.project_id(org, project).await?;
-        sqlx::query_scalar("SELECT id FROM components WHERE project_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM components WHERE project_id = $1 AND name = $2")
             .bind(&project_id)
             .bind(name)
             .fetch_optional(self.pool())
@@ -155,7 +155,7 @@ impl Store {
 
     async fn registry_id(&self, org: &str, registry: &str) -> Result<String> {
         let org_id = self.org_id(org).await?;
-        sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+        sqlx::query_scalar("SELECT id FROM registries WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(registry)
             .fetch_optional(self.pool())
@@ -175,7 +175,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO components (id, project_id, name, display_name, description, type,
              registry_id, image, port, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(new_id())
         .bind(&project_id)
@@ -215,7 +215,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<Component>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COMPONENT_SELECT} WHERE o.name = ? AND p.name = ? AND c.name = ?"
+            "{COMPONENT_SELECT} WHERE o.name = $1 AND p.name = $2 AND c.name = $3"
         )))
         .bind(org)
         .bind(project)
@@ -228,7 +228,7 @@ impl Store {
     pub async fn list_components(&self, org: &str, project: &str) -> Result<Vec<Component>> {
         self.project_id(org, project).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COMPONENT_SELECT} WHERE o.name = ? AND p.name = ? ORDER BY c.name"
+            "{COMPONENT_SELECT} WHERE o.name = $1 AND p.name = $2 ORDER BY c.name"
         )))
         .bind(org)
         .bind(project)
@@ -248,9 +248,9 @@ impl Store {
     ) -> Result<Component> {
         let id = self.component_id(org, project, name).await?;
         sqlx::query(
-            "UPDATE components SET display_name = COALESCE(?, display_name),
-             description = COALESCE(?, description), port = COALESCE(?, port), updated_at = ?
-             WHERE id = ?",
+            "UPDATE components SET display_name = COALESCE($1, display_name),
+             description = COALESCE($2, description), port = COALESCE($3, port), updated_at = $4
+             WHERE id = $5",
         )
         .bind(display_name)
         .bind(description)
@@ -267,7 +267,7 @@ impl Store {
     /// Deletes a component with its releases and deployments (the audit log stays).
     pub async fn delete_component(&self, org: &str, project: &str, name: &str) -> Result<()> {
         let id = self.component_id(org, project, name).await?;
-        sqlx::query("DELETE FROM components WHERE id = ?")
+        sqlx::query("DELETE FROM components WHERE id = $1")
             .bind(&id)
             .execute(self.pool())
             .await?;
@@ -285,7 +285,7 @@ impl Store {
             "SELECT DISTINCT p.name || '/' || c.name FROM components c
              JOIN projects p ON p.id = c.project_id
              LEFT JOIN releases r ON r.component_id = c.id
-             WHERE c.registry_id = ?1 OR r.registry_id = ?1 ORDER BY 1",
+             WHERE c.registry_id = $1 OR r.registry_id = $1 ORDER BY 1",
         )
         .bind(&id)
         .fetch_all(self.pool())
@@ -312,7 +312,7 @@ impl Store {
         let org_id = self.org_id(org).await?;
         let mut tx = self.pool().begin().await?;
         let env_id: String =
-            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = ? AND name = ?")
+            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = $1 AND name = $2")
                 .bind(&org_id)
                 .bind(env)
                 .fetch_optional(&mut *tx)
@@ -321,17 +321,18 @@ impl Store {
         let at = now();
         let release_id = match release {
             ReleaseChoice::Existing(id) => {
-                let found: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM releases WHERE id = ? AND component_id = ?")
-                        .bind(id)
-                        .bind(&component_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let found: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM releases WHERE id = $1 AND component_id = $2",
+                )
+                .bind(id)
+                .bind(&component_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 found.ok_or_else(|| Error::not_found("release", id))?
             }
             ReleaseChoice::New(r) => {
                 let registry_id: String =
-                    sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+                    sqlx::query_scalar("SELECT id FROM registries WHERE org_id = $1 AND name = $2")
                         .bind(&org_id)
                         .bind(r.registry)
                         .fetch_optional(&mut *tx)
@@ -341,7 +342,7 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO releases (id, component_id, registry_id, repository, tag, digest,
                      port, endpoints, config, trigger, actor, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&id)
                 .bind(&component_id)
@@ -359,7 +360,7 @@ impl Store {
                 .await?;
                 if let Some(image) = image {
                     sqlx::query(
-                        "UPDATE components SET image = ?, registry_id = ?, updated_at = ? WHERE id = ?",
+                        "UPDATE components SET image = $1, registry_id = $2, updated_at = $3 WHERE id = $4",
                     )
                     .bind(image)
                     .bind(&registry_id)
@@ -374,7 +375,7 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO deployments (id, component_id, environment_id, release_id, status,
-             trigger, actor, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+             trigger, actor, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&component_id)
@@ -386,15 +387,17 @@ impl Store {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
-            .bind(&id)
-            .bind(&at)
-            .bind(format!(
-                "deployment created by {} ({})",
-                origin.actor, origin.trigger
-            ))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(&at)
+        .bind(format!(
+            "deployment created by {} ({})",
+            origin.actor, origin.trigger
+        ))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_deployment(&id)
             .await?
@@ -404,7 +407,7 @@ impl Store {
 
     pub async fn get_deployment(&self, id: &str) -> Result<Option<DeploymentWork>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.id = ?"
+            "{DEPLOYMENT_SELECT} WHERE d.id = $1"
         )))
         .bind(id)
         .fetch_optional(self.pool())
@@ -423,8 +426,8 @@ impl Store {
     ) -> Result<Vec<Deployment>> {
         let id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.component_id = ?1 AND (?2 IS NULL OR e.name = ?2)
-             ORDER BY d.created_at DESC, d.id DESC LIMIT ?3"
+            "{DEPLOYMENT_SELECT} WHERE d.component_id = $1 AND ($2 IS NULL OR e.name = $2)
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $3"
         )))
         .bind(&id)
         .bind(env)
@@ -472,7 +475,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let at = now();
-        sqlx::query("UPDATE deployments SET status = ?, reason = COALESCE(?, reason), updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE deployments SET status = $1, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(&at)
@@ -481,9 +484,9 @@ impl Store {
             .await?;
         if status == DeploymentStatus::Ready {
             sqlx::query(
-                "UPDATE deployments SET status = 'superseded', updated_at = ?1
-                 WHERE status = 'ready' AND id != ?2 AND (component_id, environment_id) =
-                   (SELECT component_id, environment_id FROM deployments WHERE id = ?2)",
+                "UPDATE deployments SET status = 'superseded', updated_at = $1
+                 WHERE status = 'ready' AND id != $2 AND (component_id, environment_id) =
+                   (SELECT component_id, environment_id FROM deployments WHERE id = $2)",
             )
             .bind(&at)
             .bind(id)
@@ -494,23 +497,27 @@ impl Store {
             Some(r) => format!("status {}: {r}", status.as_str()),
             None => format!("status {}", status.as_str()),
         };
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(&at)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(&at)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn add_deployment_event(&self, id: &str, message: &str) -> Result<()> {
-        sqlx::query("INSERT INTO deployment_events (deployment_id, at, message) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(now())
-            .bind(message)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO deployment_events (deployment_id, at, message) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(now())
+        .bind(message)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -521,7 +528,7 @@ impl Store {
         after: i64,
     ) -> Result<Vec<DeploymentEvent>> {
         let rows = sqlx::query(
-            "SELECT id, at, message FROM deployment_events WHERE deployment_id = ? AND id > ?
+            "SELECT id, at, message FROM deployment_events WHERE deployment_id = $1 AND id > $2
              ORDER BY id",
         )
         .bind(id)
@@ -549,7 +556,7 @@ impl Store {
     ) -> Result<Option<String>> {
         let component_id = self.component_id(org, project, component).await?;
         Ok(sqlx::query_scalar(
-            "SELECT id FROM releases WHERE component_id = ?1 AND (id = ?2 OR digest = ?2)
+            "SELECT id FROM releases WHERE component_id = $1 AND (id = $2 OR digest = $2)
              ORDER BY created_at DESC LIMIT 1",
         )
         .bind(&component_id)
@@ -568,10 +575,10 @@ impl Store {
         let component_id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(
             "SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at,
-               (SELECT r2.id FROM releases r2 WHERE r2.component_id = ?1 AND r2.digest = r.digest
+               (SELECT r2.id FROM releases r2 WHERE r2.component_id = $1 AND r2.digest = r.digest
                  ORDER BY r2.created_at DESC LIMIT 1) AS release_id
              FROM deployments d JOIN releases r ON r.id = d.release_id
-             WHERE d.component_id = ?1 GROUP BY r.digest ORDER BY last_at DESC",
+             WHERE d.component_id = $1 GROUP BY r.digest ORDER BY last_at DESC",
         )
         .bind(&component_id)
         .fetch_all(self.pool())
@@ -580,7 +587,7 @@ impl Store {
         for row in rows {
             let release_id: String = row.try_get("release_id")?;
             let rel =
-                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = ?")
+                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = $1")
                     .bind(&release_id)
                     .fetch_one(self.pool())
                     .await?;
@@ -614,7 +621,7 @@ mod tests {
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let key = MasterKey::load_or_create(dir.path()).unwrap();
-        let store = Store::open(dir.path()).await.unwrap().with_master_key(&key);
+        let store = crate::test_store_in(dir.path()).await.with_master_key(&key);
         store.bootstrap().await.unwrap();
         store
             .insert_project("default", "shop", "Shop", "")
@@ -785,5 +792,176 @@ mod tests {
             .unwrap();
         store.delete_registry("default", "local").await.unwrap();
         store.delete_project("default", "shop").await.unwrap();
+    }
+
+    /// The queries no other test reaches, once each, so that both backends run every one.
+    #[tokio::test]
+    async fn remaining_queries_run_on_this_backend() {
+        use berth_core::auto_deploy::{PolicyKind, SortOrder};
+        let (store, _dir) = store().await;
+        store
+            .insert_component(
+                "default",
+                "shop",
+                &NewComponent {
+                    name: "web",
+                    display_name: "Web",
+                    description: "",
+                    kind: ComponentType::Service,
+                    registry: "local",
+                    image: "127.0.0.1:5000/test/web:v1",
+                    port: Some(8080),
+                },
+            )
+            .await
+            .unwrap();
+        // Organizations, projects, components, users.
+        let org = store
+            .update_org("default", Some("Default org"), None)
+            .await
+            .unwrap();
+        assert_eq!(org.display_name, "Default org");
+        assert_eq!(store.list_orgs().await.unwrap().len(), 1);
+        assert_eq!(
+            store.list_projects("default").await.unwrap()[0].name,
+            "shop"
+        );
+        let c = store
+            .update_component("default", "shop", "web", None, Some("the shop"), Some(9090))
+            .await
+            .unwrap();
+        assert_eq!((c.description.as_str(), c.port), ("the shop", Some(9090)));
+        let listed = store.list_components("default", "shop").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(store.list_users().await.unwrap()[0].name, "admin");
+
+        // Deployments of one environment, events.
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        let d = store
+            .create_deployment(WEB, "production", release("sha256:ccc", "v3"), None, origin)
+            .await
+            .unwrap();
+        store.add_deployment_event(&d.id, "hello").await.unwrap();
+        let events = store.list_deployment_events(&d.id, 0).await.unwrap();
+        assert_eq!(events.last().unwrap().message, "hello");
+        let after = store
+            .list_deployment_events(&d.id, events[0].id)
+            .await
+            .unwrap();
+        assert_eq!(after.len(), events.len() - 1);
+        let prod = store
+            .list_deployments("default", "shop", "web", Some("production"), 10)
+            .await
+            .unwrap();
+        assert_eq!(prod.len(), 1);
+        let dev = store
+            .list_deployments("default", "shop", "web", Some("development"), 10)
+            .await
+            .unwrap();
+        assert!(dev.is_empty());
+
+        // Source files.
+        store
+            .put_endpoints_file(WEB, "endpoints.yaml", "version: 0.1\n")
+            .await
+            .unwrap();
+        store
+            .put_schema_file(WEB, "api/openapi.yaml", "openapi: 3.0.0\n")
+            .await
+            .unwrap();
+        store
+            .put_schema_file(WEB, "api/openapi.yaml", "openapi: 3.1.0\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.endpoints_file(WEB).await.unwrap().unwrap().name,
+            "endpoints.yaml"
+        );
+        let schemas = store.schema_files(WEB).await.unwrap();
+        assert_eq!(schemas.len(), 1);
+        assert_eq!(schemas[0].content, "openapi: 3.1.0\n");
+        assert!(
+            store
+                .delete_schema_file(WEB, "api/openapi.yaml")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_schema_file(WEB, "api/openapi.yaml")
+                .await
+                .unwrap()
+        );
+
+        // Auto-deploy settings, checks and registry notification secrets.
+        let settings = crate::NewAutoDeploy {
+            policy: PolicyKind::Regex,
+            tag: None,
+            range: None,
+            regex: Some("v[0-9]+"),
+            sort: Some(SortOrder::Numeric),
+            interval_seconds: 60,
+            enabled: true,
+            created_by: "admin/bootstrap",
+        };
+        let a = store.put_auto_deploy(WEB, &settings).await.unwrap();
+        assert!(a.settings.enabled);
+        assert_eq!(a.settings.sort, Some(SortOrder::Numeric));
+        assert_eq!(store.due_auto_deploys(0, 10).await.unwrap().len(), 1);
+        store
+            .record_auto_deploy_check(
+                WEB,
+                &crate::AutoDeployCheckRecord {
+                    tag: Some("v3"),
+                    digest: Some("sha256:ccc"),
+                    error: None,
+                    failures: 0,
+                    next_check_at: 60_000,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(store.due_auto_deploys(59_999, 10).await.unwrap().is_empty());
+        let a = store.get_auto_deploy(WEB).await.unwrap().unwrap();
+        assert_eq!(a.settings.last_tag.as_deref(), Some("v3"));
+        let of_registry = store
+            .auto_deploys_of_registry("default", "local")
+            .await
+            .unwrap();
+        assert_eq!(of_registry[0].1, "127.0.0.1:5000/test/web:v1");
+        let secret = store
+            .rotate_registry_notification_secret("default", "local", "admin/bootstrap")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .registry_notification_secret_matches("default", "local", &secret)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .registry_notification_secret_matches("default", "local", "berth_rn_nope")
+                .await
+                .unwrap()
+        );
+        let disabled = crate::NewAutoDeploy {
+            enabled: false,
+            ..settings
+        };
+        let a = store.put_auto_deploy(WEB, &disabled).await.unwrap();
+        assert!(!a.settings.enabled);
+        assert!(
+            store
+                .due_auto_deploys(i64::MAX, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.delete_auto_deploy(WEB).await.unwrap().is_some());
+        assert!(store.get_auto_deploy(WEB).await.unwrap().is_none());
     }
 }

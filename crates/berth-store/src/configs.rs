@@ -43,8 +43,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         for (class, name) in unset {
             sqlx::query(
-                "DELETE FROM component_configs WHERE component_id = ? AND environment_id = ?
-                 AND class = ? AND name = ?",
+                "DELETE FROM component_configs WHERE component_id = $1 AND environment_id = $2
+                 AND class = $3 AND name = $4",
             )
             .bind(&component_id)
             .bind(&env_id)
@@ -64,7 +64,7 @@ impl Store {
             };
             sqlx::query(
                 "INSERT INTO component_configs (id, component_id, environment_id, kind, class, name, value, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (component_id, environment_id, class, name)
                  DO UPDATE SET kind = excluded.kind, value = excluded.value, updated_at = excluded.updated_at",
             )
@@ -92,7 +92,7 @@ impl Store {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
         let rows = sqlx::query(
             "SELECT kind, name, value, updated_at FROM component_configs
-             WHERE component_id = ? AND environment_id = ? ORDER BY class, name",
+             WHERE component_id = $1 AND environment_id = $2 ORDER BY class, name",
         )
         .bind(&component_id)
         .bind(&env_id)
@@ -123,7 +123,7 @@ impl Store {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
         let rows = sqlx::query(
             "SELECT kind, class, name, value FROM component_configs
-             WHERE component_id = ? AND environment_id = ? ORDER BY class, name",
+             WHERE component_id = $1 AND environment_id = $2 ORDER BY class, name",
         )
         .bind(&component_id)
         .bind(&env_id)
@@ -156,7 +156,7 @@ mod tests {
     async fn secrets_are_encrypted_and_never_listed() {
         let dir = tempfile::tempdir().unwrap();
         let key = crate::keys::MasterKey::load_or_create(dir.path()).unwrap();
-        let store = Store::open(dir.path()).await.unwrap().with_master_key(&key);
+        let store = crate::test_store_in(dir.path()).await.with_master_key(&key);
         store.bootstrap().await.unwrap();
         store
             .insert_project("default", "shop", "Shop", "")
@@ -219,6 +219,21 @@ mod tests {
             .unwrap();
         let listed = store.list_configs(web, "development").await.unwrap();
         assert_eq!(listed.len(), 3);
+        // In the database (either backend) the secret values are ciphertexts.
+        let raw: Vec<Vec<u8>> = sqlx::query_scalar("SELECT value FROM component_configs")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            raw.iter().any(|v| v == b"hi"),
+            "plain values are stored as they are"
+        );
+        assert!(
+            !raw.iter().any(|v| v
+                .windows(10)
+                .any(|w| w == b"k3y-s3cret" || w == b"t0p-s3cret")),
+            "secret values are encrypted"
+        );
         assert!(
             listed
                 .iter()

@@ -64,12 +64,13 @@ impl Error {
         }
     }
 
-    /// Whether the write failed for want of disk space (SQLITE_FULL or ENOSPC): the data
-    /// directory's filesystem is full.
+    /// Whether the write failed for want of disk space: SQLITE_FULL or ENOSPC (the data
+    /// directory's filesystem is full), PostgreSQL's `disk_full` (53100).
     pub fn is_storage_full(&self) -> bool {
         match self {
             Error::Db(sqlx::Error::Database(e)) => {
-                e.code().as_deref() == Some("13") || e.message().contains("disk is full")
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+                    || e.message().contains("disk is full")
             }
             Error::Db(sqlx::Error::Io(e)) => e.raw_os_error() == Some(28),
             _ => false,

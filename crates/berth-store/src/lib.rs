@@ -12,6 +12,8 @@ mod configs;
 pub mod crypto;
 mod error;
 pub mod keys;
+pub mod leader;
+mod meta;
 mod orgs;
 mod registries;
 mod sources;
@@ -23,8 +25,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use auto_deploy::{AutoDeployCheckRecord, AutoDeployState, NewAutoDeploy};
 pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
@@ -44,10 +47,28 @@ pub use users::NewAuditEntry;
 /// File name of the SQLite database inside the data dir.
 pub const DB_FILE: &str = "berth.db";
 
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: `<data dir>/berth.db`, one server.
+    Sqlite,
+    /// `--database-url postgres://…`: several servers may share it (one leads, see
+    /// [`leader`]).
+    Postgres,
+}
+
 /// The store: a pool of connections to the database.
+///
+/// Queries are written once for both backends through sqlx's `Any` driver: `$N` placeholders
+/// (SQLite reads them too), integers as `i64`, booleans stored as 0/1 integers, and SQL that
+/// both dialects share (`ON CONFLICT`, `IS NOT DISTINCT FROM`, no SQLite-only functions).
+/// Each backend has its own migrations directory with equivalent DDL.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// How to open a connection outside the pool (the leader lock's own session).
+    options: AnyConnectOptions,
     /// Encrypts credentials at rest; `None` until [`Store::with_master_key`].
     cipher: Option<std::sync::Arc<crypto::Cipher>>,
 }
@@ -62,6 +83,59 @@ pub const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
 pub struct Bootstrap {
     /// The admin bearer token; shown once, only its hash is stored.
     pub admin_token: String,
+}
+
+fn install_drivers() {
+    sqlx::any::install_default_drivers();
+}
+
+/// Pool options of a SQLite store. WAL and `synchronous = NORMAL` as before the `Any` driver
+/// (its URL options cannot say them); foreign keys on and a 5 s busy timeout are sqlx-sqlite's
+/// defaults.
+fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
+    install_drivers();
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        // A local file does not go stale: checking each connection before use would cost one
+        // more round trip to its worker thread per query.
+        .test_before_acquire(false)
+        .after_release(|conn, _| Box::pin(release_outside_transaction(conn)))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+                    .await?;
+                Ok(())
+            })
+        })
+}
+
+/// `url` without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match AnyConnectOptions::from_str(url) {
+        Ok(o) => {
+            let mut u = o.database_url;
+            if u.password().is_some() {
+                let _ = u.set_password(Some("<redacted>"));
+            }
+            // libpq-style `?password=…` too.
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "<redacted>".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable database URL>".into(),
+    }
 }
 
 pub(crate) fn now() -> String {
@@ -81,10 +155,13 @@ pub(crate) fn new_id() -> String {
 /// SAVEPOINT and end with `ROLLBACK TO`, which leaves SQLite's transaction open: the
 /// connection would hold the write lock forever and every later write would fail with
 /// "database is locked", even after the disk has room again.
-async fn release_outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+async fn release_outside_transaction(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
     use sqlx::Connection;
-    // A round trip through the connection's worker: the rollback a dropped transaction
-    // queued has run when it returns.
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction queues its rollback: after a round trip through the connection's
+    // worker it has run, and the count is back to zero unless SQLite had ended it already.
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
 }
@@ -92,50 +169,99 @@ async fn release_outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx:
 impl Store {
     /// Opens (creating if needed) `<data_dir>/berth.db` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        let path = data_dir.join(DB_FILE);
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(Error::Db)?
+        let path = std::path::absolute(data_dir.join(DB_FILE)).map_err(|e| Error::Open {
+            path: data_dir.join(DB_FILE).display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let open_err = |e: sqlx::Error| Error::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let url = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        // A local file does not go stale: checking each connection before use would cost one
-        // more round trip to its worker thread per query.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .after_release(|conn, _| Box::pin(release_outside_transaction(conn)))
-            .connect_with(options)
+            .to_url_lossy();
+        let options = AnyConnectOptions::from_url(&url).map_err(open_err)?;
+        let pool = sqlite_pool(8)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| Error::Open {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        Self::from_pool(pool).await
+            .map_err(open_err)?;
+        Self::from_pool(pool, Backend::Sqlite, options).await
     }
 
-    /// An in-memory store, for tests.
+    /// An in-memory SQLite store, for tests.
     pub async fn open_in_memory() -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(Error::Db)?
-            .foreign_keys(true);
-        // One connection: every connection to :memory: is its own database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        install_drivers();
+        // A named shared-cache memory database, so that every connection of the pool opens
+        // the same one (`sqlite::memory:` would give each its own); it lives while they do, so
+        // the pool never closes them.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let url = format!(
+            "sqlite:file:berth-memory-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        );
+        let options = AnyConnectOptions::from_str(&url).map_err(Error::Db)?;
+        let pool = sqlite_pool(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
             .await
             .map_err(Error::Db)?;
-        Self::from_pool(pool).await
+        Self::from_pool(pool, Backend::Sqlite, options).await
     }
 
-    async fn from_pool(pool: SqlitePool) -> Result<Self> {
-        sqlx::migrate!("./migrations")
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host/db`,
+    /// libpq-style parameters such as `sslmode` allowed) and applies pending migrations.
+    /// Errors name the URL without its password.
+    pub async fn connect(url: &str) -> Result<Self> {
+        install_drivers();
+        let shown = redact_url(url);
+        let open_err = |e: sqlx::Error| Error::Open {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(open_err)?;
+        if !matches!(options.database_url.scheme(), "postgres" | "postgresql") {
+            return Err(Error::Open {
+                path: shown.clone(),
+                reason: "only postgres:// URLs are supported (SQLite lives in the data dir)".into(),
+            });
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        Self::from_pool(pool, Backend::Postgres, options).await
+    }
+
+    async fn from_pool(
+        pool: AnyPool,
+        backend: Backend,
+        options: AnyConnectOptions,
+    ) -> Result<Self> {
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
             .run(&pool)
             .await
             .map_err(|e| Error::Migrate(e.to_string()))?;
-        Ok(Self { pool, cipher: None })
+        Ok(Self {
+            pool,
+            backend,
+            options,
+            cipher: None,
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Enables storing credentials, encrypted with `key`.
@@ -160,6 +286,20 @@ impl Store {
     /// environments and the `admin` user with a token, all in one transaction. Later starts
     /// return `None` and change nothing.
     pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
+        match self.bootstrap_once().await {
+            // Another server on the same (PostgreSQL) database bootstrapped at the same moment.
+            Err(Error::Conflict { .. }) if self.user_count().await? > 0 => Ok(None),
+            other => other,
+        }
+    }
+
+    async fn user_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn bootstrap_once(&self) -> Result<Option<Bootstrap>> {
         let mut tx = self.pool.begin().await?;
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
@@ -167,7 +307,7 @@ impl Store {
         if users > 0 {
             return Ok(None);
         }
-        let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
+        let org_exists: Option<String> = sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
             .bind(DEFAULT_ORG)
             .fetch_optional(&mut *tx)
             .await?;
@@ -186,18 +326,114 @@ impl Store {
         }))
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// The store a test runs on: a fresh PostgreSQL database of its own when
+/// `BERTH_TEST_DATABASE_URL` names a server (`scripts/test` runs the store's tests a second
+/// time that way), else an in-memory SQLite database.
+#[cfg(test)]
+pub(crate) async fn test_store() -> Store {
+    match test_database_url() {
+        Some(url) => fresh_postgres(&url).await,
+        None => Store::open_in_memory().await.unwrap(),
+    }
+}
+
+/// Like [`test_store`], but SQLite in a file of `dir` (tests that look at the file).
+#[cfg(test)]
+pub(crate) async fn test_store_in(dir: &Path) -> Store {
+    match test_database_url() {
+        Some(url) => fresh_postgres(&url).await,
+        None => Store::open(dir).await.unwrap(),
+    }
+}
+
+#[cfg(test)]
+fn test_database_url() -> Option<String> {
+    std::env::var("BERTH_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Creates a database with a random name on the server of `url` and opens it.
+#[cfg(test)]
+async fn fresh_postgres(url: &str) -> Store {
+    use sqlx::Connection;
+    install_drivers();
+    let mut admin = sqlx::AnyConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("BERTH_TEST_DATABASE_URL ({}): {e}", redact_url(url)));
+    let name = format!("berth_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    let mut db = AnyConnectOptions::from_str(url).unwrap().database_url;
+    db.set_path(&format!("/{name}"));
+    Store::connect(db.as_str()).await.unwrap()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        let shown = redact_url("postgres://berth:s3cr%3Aet@db:5432/berth?sslmode=require");
+        assert_eq!(
+            shown,
+            "postgres://berth:%3Credacted%3E@db:5432/berth?sslmode=require"
+        );
+        let shown = redact_url("postgres://db/berth?user=u&password=s3cret");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("user=u"),
+            "{shown}"
+        );
+        assert!(!redact_url("not a url").contains("not a url"));
+    }
+
+    #[tokio::test]
+    async fn in_memory_connections_share_one_database() {
+        let store = Store::open_in_memory().await.unwrap();
+        let mut a = store.pool().acquire().await.unwrap();
+        let mut b = store.pool().acquire().await.unwrap();
+        sqlx::query("INSERT INTO server_meta (key, value) VALUES ('k', 'v')")
+            .execute(&mut *a)
+            .await
+            .unwrap();
+        let v: String = sqlx::query_scalar("SELECT value FROM server_meta WHERE key = 'k'")
+            .fetch_one(&mut *b)
+            .await
+            .unwrap();
+        assert_eq!(v, "v");
+        let other = Store::open_in_memory().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM server_meta")
+            .fetch_one(other.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "another store is another database");
+    }
+
+    #[tokio::test]
+    async fn concurrent_bootstraps_make_one_admin() {
+        let store = test_store().await;
+        if store.backend() == Backend::Sqlite {
+            // One server per SQLite database: its bootstraps never race.
+            return;
+        }
+        let (a, b) = tokio::join!(store.bootstrap(), store.bootstrap());
+        let made = [a.unwrap().is_some(), b.unwrap().is_some()];
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{made:?}");
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
     #[tokio::test]
     async fn bootstrap_runs_once() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = test_store().await;
         let first = store
             .bootstrap()
             .await
@@ -271,6 +507,24 @@ mod tests {
         }
         let store = Store::open(dir.path()).await.unwrap();
         assert!(store.bootstrap().await.unwrap().is_none());
+        // The same SQLite settings as ever: WAL, synchronous NORMAL, foreign keys on.
+        let mut conn = store.pool().acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        drop(conn);
         assert!(
             store
                 .get_project("default", "shop")

@@ -1,12 +1,12 @@
 //! Organizations, their environments, and projects.
 
 use berth_core::api::{Environment, Org, Project};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::{DEFAULT_ENVIRONMENTS, Error, Result, Store, new_id, now};
 
 pub(crate) async fn insert_org_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     name: &str,
     display_name: &str,
     description: &str,
@@ -15,7 +15,7 @@ pub(crate) async fn insert_org_tx(
     let at = now();
     sqlx::query(
         "INSERT INTO orgs (id, name, display_name, description, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
     .bind(name)
@@ -38,7 +38,7 @@ pub(crate) async fn insert_org_tx(
     for (position, (env, display)) in DEFAULT_ENVIRONMENTS.iter().enumerate() {
         sqlx::query(
             "INSERT INTO environments (id, org_id, name, display_name, position, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(new_id())
         .bind(&id)
@@ -54,10 +54,10 @@ pub(crate) async fn insert_org_tx(
 
 /// (id, name) of an organization's environments in promotion order.
 async fn environments_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     org_id: &str,
 ) -> Result<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT id, name FROM environments WHERE org_id = ? ORDER BY position")
+    let rows = sqlx::query("SELECT id, name FROM environments WHERE org_id = $1 ORDER BY position")
         .bind(org_id)
         .fetch_all(&mut **tx)
         .await?;
@@ -69,9 +69,9 @@ async fn environments_tx(
 /// Moves an organization's positions to distinct negative numbers (p → -1 - p). SQLite checks
 /// UNIQUE(org_id, position) row by row during an UPDATE, so shifting in place (p → p + 1)
 /// would collide; negatives never collide with the 0.. that [`place_environments`] assigns.
-async fn hide_positions(tx: &mut Transaction<'_, Sqlite>, org_id: &str) -> Result<()> {
+async fn hide_positions(tx: &mut Transaction<'_, Any>, org_id: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE environments SET position = -1 - position WHERE org_id = ? AND position >= 0",
+        "UPDATE environments SET position = -1 - position WHERE org_id = $1 AND position >= 0",
     )
     .bind(org_id)
     .execute(&mut **tx)
@@ -80,9 +80,9 @@ async fn hide_positions(tx: &mut Transaction<'_, Sqlite>, org_id: &str) -> Resul
 }
 
 /// Gives the environments `ids` the positions 0, 1, … in that order (after [`hide_positions`]).
-async fn place_environments(tx: &mut Transaction<'_, Sqlite>, ids: &[String]) -> Result<()> {
+async fn place_environments(tx: &mut Transaction<'_, Any>, ids: &[String]) -> Result<()> {
     for (position, id) in ids.iter().enumerate() {
-        sqlx::query("UPDATE environments SET position = ? WHERE id = ?")
+        sqlx::query("UPDATE environments SET position = $1 WHERE id = $2")
             .bind(position as i64)
             .bind(id)
             .execute(&mut **tx)
@@ -91,7 +91,7 @@ async fn place_environments(tx: &mut Transaction<'_, Sqlite>, ids: &[String]) ->
     Ok(())
 }
 
-fn org_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Org> {
+fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org> {
     Ok(Org {
         name: row.try_get("name")?,
         display_name: row.try_get("display_name")?,
@@ -101,7 +101,7 @@ fn org_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Org> {
     })
 }
 
-fn project_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Project> {
+fn project_from_row(row: &sqlx::any::AnyRow) -> Result<Project> {
     Ok(Project {
         org: row.try_get("org_name")?,
         name: row.try_get("name")?,
@@ -134,7 +134,7 @@ impl Store {
 
     pub async fn get_org(&self, name: &str) -> Result<Option<Org>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ORG_COLUMNS} FROM orgs WHERE name = ?"
+            "SELECT {ORG_COLUMNS} FROM orgs WHERE name = $1"
         )))
         .bind(name)
         .fetch_optional(self.pool())
@@ -159,8 +159,8 @@ impl Store {
         description: Option<&str>,
     ) -> Result<Org> {
         let done = sqlx::query(
-            "UPDATE orgs SET display_name = COALESCE(?, display_name),
-             description = COALESCE(?, description), updated_at = ? WHERE name = ?",
+            "UPDATE orgs SET display_name = COALESCE($1, display_name),
+             description = COALESCE($2, description), updated_at = $3 WHERE name = $4",
         )
         .bind(display_name)
         .bind(description)
@@ -179,13 +179,13 @@ impl Store {
     /// Deletes an organization; refused (conflict) while it still has projects.
     pub async fn delete_org(&self, name: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
+        let id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::not_found("organization", name))?;
         let projects: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM projects WHERE org_id = ? ORDER BY name")
+            sqlx::query_scalar("SELECT name FROM projects WHERE org_id = $1 ORDER BY name")
                 .bind(&id)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -198,7 +198,7 @@ impl Store {
                 ),
             ));
         }
-        sqlx::query("DELETE FROM orgs WHERE id = ?")
+        sqlx::query("DELETE FROM orgs WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
             .await?;
@@ -211,7 +211,7 @@ impl Store {
         self.require_org(org).await?;
         let rows = sqlx::query(
             "SELECT e.name, e.display_name, e.position FROM environments e
-             JOIN orgs o ON o.id = e.org_id WHERE o.name = ? ORDER BY e.position",
+             JOIN orgs o ON o.id = e.org_id WHERE o.name = $1 ORDER BY e.position",
         )
         .bind(org)
         .fetch_all(self.pool())
@@ -258,7 +258,7 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "INSERT INTO environments (id, org_id, name, display_name, position, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(&org_id)
@@ -369,7 +369,7 @@ impl Store {
             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
                 "SELECT DISTINCT p.name || '/' || c.name FROM {table} x
                  JOIN components c ON c.id = x.component_id JOIN projects p ON p.id = c.project_id
-                 WHERE x.environment_id = ? ORDER BY 1"
+                 WHERE x.environment_id = $1 ORDER BY 1"
             )))
             .bind(id.clone())
         };
@@ -401,7 +401,7 @@ impl Store {
                 ),
             ));
         }
-        sqlx::query("DELETE FROM environments WHERE id = ?")
+        sqlx::query("DELETE FROM environments WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)
             .await
@@ -434,7 +434,7 @@ impl Store {
     }
 
     async fn require_org(&self, org: &str) -> Result<String> {
-        sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
+        sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
             .bind(org)
             .fetch_optional(self.pool())
             .await?
@@ -452,7 +452,7 @@ impl Store {
         let at = now();
         sqlx::query(
             "INSERT INTO projects (id, org_id, name, display_name, description, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(new_id())
         .bind(&org_id)
@@ -480,7 +480,7 @@ impl Store {
 
     pub async fn get_project(&self, org: &str, name: &str) -> Result<Option<Project>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{PROJECT_SELECT} WHERE o.name = ? AND p.name = ?"
+            "{PROJECT_SELECT} WHERE o.name = $1 AND p.name = $2"
         )))
         .bind(org)
         .bind(name)
@@ -492,7 +492,7 @@ impl Store {
     pub async fn list_projects(&self, org: &str) -> Result<Vec<Project>> {
         self.require_org(org).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{PROJECT_SELECT} WHERE o.name = ? ORDER BY p.name"
+            "{PROJECT_SELECT} WHERE o.name = $1 ORDER BY p.name"
         )))
         .bind(org)
         .fetch_all(self.pool())
@@ -510,9 +510,9 @@ impl Store {
     ) -> Result<Project> {
         let org_id = self.require_org(org).await?;
         let done = sqlx::query(
-            "UPDATE projects SET display_name = COALESCE(?, display_name),
-             description = COALESCE(?, description), updated_at = ?
-             WHERE org_id = ? AND name = ?",
+            "UPDATE projects SET display_name = COALESCE($1, display_name),
+             description = COALESCE($2, description), updated_at = $3
+             WHERE org_id = $4 AND name = $5",
         )
         .bind(display_name)
         .bind(description)
@@ -534,7 +534,7 @@ impl Store {
         let org_id = self.require_org(org).await?;
         let components: Vec<String> = sqlx::query_scalar(
             "SELECT c.name FROM components c JOIN projects p ON p.id = c.project_id
-             WHERE p.org_id = ? AND p.name = ? ORDER BY c.name",
+             WHERE p.org_id = $1 AND p.name = $2 ORDER BY c.name",
         )
         .bind(&org_id)
         .bind(name)
@@ -549,7 +549,7 @@ impl Store {
                 ),
             ));
         }
-        let done = sqlx::query("DELETE FROM projects WHERE org_id = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM projects WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(name)
             .execute(self.pool())
@@ -567,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn org_and_project_lifecycle() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         let org = store.insert_org("acme", "Acme", "").await.unwrap();
         assert_eq!(org.display_name, "Acme");
         assert_eq!(store.list_environments("acme").await.unwrap().len(), 2);
@@ -630,7 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn environments_create_reorder_delete() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         store.insert_org("acme", "Acme", "").await.unwrap();
         let staging = store
             .insert_environment("acme", "staging", "Staging", Some(1))

@@ -27,7 +27,7 @@ fn password_context(id: &str) -> String {
     format!("registry:{id}:password")
 }
 
-fn registry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Registry> {
+fn registry_from_row(row: &sqlx::any::AnyRow) -> Result<Registry> {
     let auth: String = row.try_get("auth_type")?;
     let password: Option<Vec<u8>> = row.try_get("password")?;
     Ok(Registry {
@@ -66,7 +66,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO registries (id, org_id, name, display_name, host, auth_type, username,
              password, ca_pem, insecure, platform, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&id)
         .bind(&org_id)
@@ -107,7 +107,7 @@ impl Store {
     ) -> Result<Registry> {
         let org_id = self.org_id(org).await?;
         let id: String =
-            sqlx::query_scalar("SELECT id FROM registries WHERE org_id = ? AND name = ?")
+            sqlx::query_scalar("SELECT id FROM registries WHERE org_id = $1 AND name = $2")
                 .bind(&org_id)
                 .bind(name)
                 .fetch_optional(self.pool())
@@ -115,8 +115,8 @@ impl Store {
                 .ok_or_else(|| Error::not_found("registry", name))?;
         let sealed = self.seal(&id, s.password.as_ref())?;
         sqlx::query(
-            "UPDATE registries SET display_name = ?, host = ?, auth_type = ?, username = ?,
-             password = ?, ca_pem = ?, insecure = ?, platform = ?, updated_at = ? WHERE id = ?",
+            "UPDATE registries SET display_name = $1, host = $2, auth_type = $3, username = $4,
+             password = $5, ca_pem = $6, insecure = $7, platform = $8, updated_at = $9 WHERE id = $10",
         )
         .bind(&s.display_name)
         .bind(&s.host)
@@ -137,7 +137,7 @@ impl Store {
 
     pub async fn get_registry(&self, org: &str, name: &str) -> Result<Option<Registry>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE o.name = ? AND r.name = ?"
+            "{SELECT} WHERE o.name = $1 AND r.name = $2"
         )))
         .bind(org)
         .bind(name)
@@ -153,7 +153,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<(Registry, RegistrySettings)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE o.name = ? AND r.name = ?"
+            "{SELECT} WHERE o.name = $1 AND r.name = $2"
         )))
         .bind(org)
         .bind(name)
@@ -183,7 +183,7 @@ impl Store {
     pub async fn list_registries(&self, org: &str) -> Result<Vec<Registry>> {
         self.org_id(org).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE o.name = ? ORDER BY r.name"
+            "{SELECT} WHERE o.name = $1 ORDER BY r.name"
         )))
         .bind(org)
         .fetch_all(self.pool())
@@ -204,7 +204,7 @@ impl Store {
                 ),
             ));
         }
-        let done = sqlx::query("DELETE FROM registries WHERE org_id = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM registries WHERE org_id = $1 AND name = $2")
             .bind(&org_id)
             .bind(name)
             .execute(self.pool())
@@ -238,7 +238,7 @@ mod tests {
     async fn credentials_are_encrypted_and_write_only() {
         let dir = tempfile::tempdir().unwrap();
         let key = MasterKey::load_or_create(dir.path()).unwrap();
-        let store = Store::open(dir.path()).await.unwrap().with_master_key(&key);
+        let store = crate::test_store_in(dir.path()).await.with_master_key(&key);
         store.bootstrap().await.unwrap();
         let r = store
             .insert_registry("default", "local", &settings(Some("s3cr:et")))
@@ -278,7 +278,10 @@ mod tests {
         );
 
         // Without the master key, storing a password is refused rather than written in clear.
-        let keyless = Store::open(dir.path()).await.unwrap();
+        let keyless = Store {
+            cipher: None,
+            ..store.clone()
+        };
         assert!(
             keyless
                 .insert_registry("default", "x", &settings(Some("p")))

@@ -24,13 +24,13 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM component_sources WHERE component_id = ? AND kind = 'endpoints'")
+        sqlx::query("DELETE FROM component_sources WHERE component_id = $1 AND kind = 'endpoints'")
             .bind(&id)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO component_sources (component_id, kind, name, content, updated_at)
-             VALUES (?, 'endpoints', ?, ?, ?)",
+             VALUES ($1, 'endpoints', $2, $3, $4)",
         )
         .bind(&id)
         .bind(name)
@@ -53,7 +53,7 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO component_sources (component_id, kind, name, content, updated_at)
-             VALUES (?, 'schema', ?, ?, ?)
+             VALUES ($1, 'schema', $2, $3, $4)
              ON CONFLICT (component_id, kind, name) DO UPDATE
              SET content = excluded.content, updated_at = excluded.updated_at",
         )
@@ -72,7 +72,7 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let done = sqlx::query(
-            "DELETE FROM component_sources WHERE component_id = ? AND kind = 'schema' AND name = ?",
+            "DELETE FROM component_sources WHERE component_id = $1 AND kind = 'schema' AND name = $2",
         )
         .bind(&id)
         .bind(name)
@@ -95,7 +95,7 @@ impl Store {
             .await?;
         let rows = sqlx::query(
             "SELECT name, content, updated_at FROM component_sources
-             WHERE component_id = ? AND kind = ? ORDER BY name",
+             WHERE component_id = $1 AND kind = $2 ORDER BY name",
         )
         .bind(&id)
         .bind(kind)

@@ -124,7 +124,7 @@ const EXECUTION_SELECT: &str = "SELECT x.id, x.component_id, x.environment_id,
 /// The statuses counted against the failed history limit.
 const UNSUCCESSFUL: &str = "('failed', 'timed-out', 'cancelled', 'missed')";
 
-fn schedule_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSchedule> {
+fn schedule_from_row(row: &sqlx::any::AnyRow) -> Result<StoredSchedule> {
     let next: Option<String> = row.try_get("next_fire_at")?;
     let concurrency: String = row.try_get("concurrency")?;
     let suspended: i64 = row.try_get("suspended")?;
@@ -155,7 +155,7 @@ fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-fn execution_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ExecutionRecord> {
+fn execution_from_row(row: &sqlx::any::AnyRow) -> Result<ExecutionRecord> {
     let trigger: String = row.try_get("trigger")?;
     let status: String = row.try_get("status")?;
     let args: String = row.try_get("args")?;
@@ -198,7 +198,7 @@ fn execution_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ExecutionRecord> 
 
 /// Adds one to the day's count of `status` (inside the caller's transaction).
 async fn count_day(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     component_id: &str,
     environment_id: &str,
     status: ExecutionStatus,
@@ -206,8 +206,8 @@ async fn count_day(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO task_execution_days (component_id, environment_id, day, status, count)
-         VALUES (?, ?, ?, ?, 1)
-         ON CONFLICT (component_id, environment_id, day, status) DO UPDATE SET count = count + 1",
+         VALUES ($1, $2, $3, $4, 1)
+         ON CONFLICT (component_id, environment_id, day, status) DO UPDATE SET count = task_execution_days.count + 1",
     )
     .bind(component_id)
     .bind(environment_id)
@@ -219,7 +219,7 @@ async fn count_day(
 }
 
 async fn insert_execution_tx(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     x: &NewExecution<'_>,
 ) -> Result<Option<String>> {
     let id = new_id();
@@ -229,7 +229,7 @@ async fn insert_execution_tx(
         "INSERT INTO task_executions (id, component_id, environment_id, deployment_id, release_id,
            image, digest, trigger, actor, args, env_names, slot, status, reason,
            active_deadline_seconds, created_at, started_at, ended_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (component_id, environment_id, slot) DO NOTHING",
     )
     .bind(&id)
@@ -273,7 +273,7 @@ impl Store {
             .await?;
         let org_id = self.org_id(target.org).await?;
         let env_id: String =
-            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = ? AND name = ?")
+            sqlx::query_scalar("SELECT id FROM environments WHERE org_id = $1 AND name = $2")
                 .bind(&org_id)
                 .bind(env)
                 .fetch_optional(self.pool())
@@ -297,7 +297,7 @@ impl Store {
             "INSERT INTO task_schedules (component_id, environment_id, expr, zone, concurrency,
                starting_deadline_seconds, active_deadline_seconds, suspended,
                successful_history_limit, failed_history_limit, next_fire_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
              ON CONFLICT (component_id, environment_id) DO UPDATE SET
                expr = excluded.expr, zone = excluded.zone, concurrency = excluded.concurrency,
                starting_deadline_seconds = excluded.starting_deadline_seconds,
@@ -333,7 +333,7 @@ impl Store {
     ) -> Result<Option<StoredSchedule>> {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SCHEDULE_SELECT} WHERE s.component_id = ? AND s.environment_id = ?"
+            "{SCHEDULE_SELECT} WHERE s.component_id = $1 AND s.environment_id = $2"
         )))
         .bind(&component_id)
         .bind(&env_id)
@@ -345,12 +345,13 @@ impl Store {
     /// Removes a schedule; false when there was none.
     pub async fn delete_schedule(&self, target: ComponentRef<'_>, env: &str) -> Result<bool> {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
-        let done =
-            sqlx::query("DELETE FROM task_schedules WHERE component_id = ? AND environment_id = ?")
-                .bind(&component_id)
-                .bind(&env_id)
-                .execute(self.pool())
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM task_schedules WHERE component_id = $1 AND environment_id = $2",
+        )
+        .bind(&component_id)
+        .bind(&env_id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -374,8 +375,8 @@ impl Store {
         next: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE task_schedules SET next_fire_at = ?1
-             WHERE component_id = ?2 AND environment_id = ?3 AND next_fire_at IS ?4",
+            "UPDATE task_schedules SET next_fire_at = $1
+             WHERE component_id = $2 AND environment_id = $3 AND next_fire_at IS NOT DISTINCT FROM $4",
         )
         .bind(next.map(format_time))
         .bind(component_id)
@@ -398,8 +399,8 @@ impl Store {
     ) -> Result<Option<ExecutionRecord>> {
         let mut tx = self.pool().begin().await?;
         let moved = sqlx::query(
-            "UPDATE task_schedules SET next_fire_at = ?1
-             WHERE component_id = ?2 AND environment_id = ?3 AND next_fire_at IS ?4",
+            "UPDATE task_schedules SET next_fire_at = $1
+             WHERE component_id = $2 AND environment_id = $3 AND next_fire_at IS NOT DISTINCT FROM $4",
         )
         .bind(next.map(format_time))
         .bind(x.component_id)
@@ -436,7 +437,7 @@ impl Store {
 
     pub async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{EXECUTION_SELECT} WHERE x.id = ?"
+            "{EXECUTION_SELECT} WHERE x.id = $1"
         )))
         .bind(id)
         .fetch_optional(self.pool())
@@ -451,7 +452,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let ids: Option<(String, String)> = sqlx::query_as(
             "SELECT component_id, environment_id FROM task_executions
-             WHERE id = ? AND status = 'running'",
+             WHERE id = $1 AND status = 'running'",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -460,9 +461,9 @@ impl Store {
             return Ok(false);
         };
         sqlx::query(
-            "UPDATE task_executions SET status = ?, exit_code = ?, reason = COALESCE(?, reason),
-               logs = COALESCE(?, logs), ended_at = ?
-             WHERE id = ? AND status = 'running'",
+            "UPDATE task_executions SET status = $1, exit_code = $2, reason = COALESCE($3, reason),
+               logs = COALESCE($4, logs), ended_at = $5
+             WHERE id = $6 AND status = 'running'",
         )
         .bind(end.status.as_str())
         .bind(end.exit_code)
@@ -480,7 +481,7 @@ impl Store {
     /// Sets the reason of a running execution (a note such as an adoption); the end's reason,
     /// when it has one, replaces it.
     pub async fn note_execution(&self, id: &str, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE task_executions SET reason = ? WHERE id = ? AND status = 'running'")
+        sqlx::query("UPDATE task_executions SET reason = $1 WHERE id = $2 AND status = 'running'")
             .bind(reason)
             .bind(id)
             .execute(self.pool())
@@ -498,9 +499,9 @@ impl Store {
             .component_id(target.org, target.project, target.component)
             .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{EXECUTION_SELECT} WHERE x.component_id = ?1 AND (?2 IS NULL OR e.name = ?2)
-               AND (?3 IS NULL OR x.status = ?3) AND (?4 IS NULL OR x.trigger = ?4)
-             ORDER BY x.created_at DESC, x.id DESC LIMIT ?5"
+            "{EXECUTION_SELECT} WHERE x.component_id = $1 AND ($2 IS NULL OR e.name = $2)
+               AND ($3 IS NULL OR x.status = $3) AND ($4 IS NULL OR x.trigger = $4)
+             ORDER BY x.created_at DESC, x.id DESC LIMIT $5"
         )))
         .bind(&component_id)
         .bind(filter.env)
@@ -530,8 +531,8 @@ impl Store {
             None => None,
         };
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, SUM(count) FROM task_execution_days
-             WHERE component_id = ?1 AND (?2 IS NULL OR environment_id = ?2) AND day >= ?3
+            "SELECT status, CAST(SUM(count) AS BIGINT) FROM task_execution_days
+             WHERE component_id = $1 AND ($2 IS NULL OR environment_id = $2) AND day >= $3
              GROUP BY status",
         )
         .bind(&component_id)
@@ -541,7 +542,7 @@ impl Store {
         .await?;
         let running: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM task_executions
-             WHERE component_id = ?1 AND (?2 IS NULL OR environment_id = ?2) AND status = 'running'",
+             WHERE component_id = $1 AND ($2 IS NULL OR environment_id = $2) AND status = 'running'",
         )
         .bind(&component_id)
         .bind(&env_id)
@@ -584,7 +585,7 @@ impl Store {
     /// The stored logs of an execution.
     pub async fn execution_logs(&self, id: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT logs FROM task_executions WHERE id = ?")
+            sqlx::query_scalar("SELECT logs FROM task_executions WHERE id = $1")
                 .bind(id)
                 .fetch_optional(self.pool())
                 .await?,
@@ -605,8 +606,8 @@ impl Store {
             let done = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM task_executions WHERE id IN (
                    SELECT id FROM task_executions
-                   WHERE component_id = ?1 AND environment_id = ?2 AND status IN {statuses}
-                   ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?3)"
+                   WHERE component_id = $1 AND environment_id = $2 AND status IN {statuses}
+                   ORDER BY created_at DESC, id DESC LIMIT 9223372036854775807 OFFSET $3)"
             )))
             .bind(component_id)
             .bind(environment_id)
@@ -632,7 +633,7 @@ mod tests {
     };
 
     async fn store() -> Store {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         store.bootstrap().await.unwrap();
         store
             .insert_project("default", "shop", "Shop", "")

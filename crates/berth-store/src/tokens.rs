@@ -4,7 +4,7 @@
 use berth_core::Role;
 use berth_core::api::ApiToken;
 use sha2::{Digest, Sha256};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 use subtle::ConstantTimeEq;
 
 use crate::{Error, Result, Store, new_id, now};
@@ -70,7 +70,7 @@ impl Principal {
 }
 
 pub(crate) async fn insert_token_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     user_id: &str,
     name: &str,
     kind: TokenKind,
@@ -81,7 +81,7 @@ pub(crate) async fn insert_token_tx(
     let id = new_id();
     sqlx::query(
         "INSERT INTO api_tokens (id, user_id, name, prefix, hash, created_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(user_id)
@@ -108,7 +108,7 @@ pub(crate) async fn insert_token_tx(
 const TOKEN_COLUMNS: &str = "t.id, u.name AS user_name, u.role, t.name, t.prefix, t.created_at,
      t.last_used_at, t.expires_at, t.revoked_at";
 
-fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
+fn token_from_row(row: &sqlx::any::AnyRow) -> Result<ApiToken> {
     let role: String = row.try_get("role")?;
     Ok(ApiToken {
         id: row.try_get("id")?,
@@ -132,7 +132,7 @@ impl Store {
         expires_at: Option<String>,
     ) -> Result<(ApiToken, String)> {
         let mut tx = self.pool().begin().await?;
-        let user_id: String = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+        let user_id: String = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(user)
             .fetch_optional(&mut *tx)
             .await?
@@ -149,7 +149,7 @@ impl Store {
 
     pub async fn get_token(&self, id: &str) -> Result<Option<ApiToken>> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = $1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
@@ -162,7 +162,7 @@ impl Store {
     pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE (?1 IS NULL OR u.name = ?1) ORDER BY t.created_at DESC, t.id DESC"
+             WHERE ($1 IS NULL OR u.name = $1) ORDER BY t.created_at DESC, t.id DESC"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
@@ -173,7 +173,7 @@ impl Store {
 
     /// Revokes a token. Revoking an already revoked token is a no-op.
     pub async fn revoke_token(&self, id: &str) -> Result<ApiToken> {
-        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(id)
             .execute(self.pool())
@@ -192,7 +192,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
                     u.name AS user_name, u.role
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = ?",
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.prefix = $1",
         )
         .bind(prefix)
         .fetch_all(self.pool())
@@ -213,7 +213,7 @@ impl Store {
             // Write at most once a minute per token: every request writing would serialize reads.
             let stale = last_used.is_none_or(|t| t.get(..16) != now.get(..16));
             if stale {
-                sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                     .bind(&now)
                     .bind(&id)
                     .execute(self.pool())
@@ -257,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn revoked_expired_and_wrong_tokens_do_not_authenticate() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         let boot = store.bootstrap().await.unwrap().unwrap();
         let (tok, secret) = store.insert_token("admin", "laptop", None).await.unwrap();
         assert_eq!(tok.prefix.len(), 18);

@@ -2,19 +2,19 @@
 
 use berth_core::Role;
 use berth_core::api::{AuditEntry, User};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::{Error, Result, Store, new_id, now};
 
 pub(crate) async fn insert_user_tx(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     name: &str,
     display_name: &str,
     role: Role,
 ) -> Result<String> {
     let id = new_id();
     sqlx::query(
-        "INSERT INTO users (id, name, display_name, role, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO users (id, name, display_name, role, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&id)
     .bind(name)
@@ -33,7 +33,7 @@ pub(crate) async fn insert_user_tx(
     Ok(id)
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
     Ok(User {
         name: row.try_get("name")?,
@@ -66,7 +66,7 @@ impl Store {
 
     pub async fn get_user(&self, name: &str) -> Result<Option<User>> {
         let row =
-            sqlx::query("SELECT name, display_name, role, created_at FROM users WHERE name = ?")
+            sqlx::query("SELECT name, display_name, role, created_at FROM users WHERE name = $1")
                 .bind(name)
                 .fetch_optional(self.pool())
                 .await?;
@@ -85,7 +85,7 @@ impl Store {
     /// administer berth afterwards).
     pub async fn delete_user(&self, name: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = ?")
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
@@ -101,7 +101,7 @@ impl Store {
                 ));
             }
         }
-        sqlx::query("DELETE FROM users WHERE name = ?")
+        sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -112,7 +112,7 @@ impl Store {
     pub async fn insert_audit(&self, entry: &NewAuditEntry<'_>) -> Result<()> {
         sqlx::query(
             "INSERT INTO audit_log (at, actor, method, path, status, request_id, source)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(now())
         .bind(entry.actor)
@@ -130,7 +130,7 @@ impl Store {
     pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, method, path, status, request_id, source
-             FROM audit_log ORDER BY id DESC LIMIT ?",
+             FROM audit_log ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -158,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn users_and_last_admin_rule() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         store.bootstrap().await.unwrap();
         let dev = store
             .insert_user("dev", "Dev", Role::Developer)
@@ -183,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn audit_rows_newest_first() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::test_store().await;
         for status in [201u16, 409] {
             store
                 .insert_audit(&NewAuditEntry {

@@ -33,6 +33,8 @@ pub struct TestEnv {
     pub password: String,
     /// `unix:///run/podman/podman.sock` or whatever engine the environment found.
     pub docker_host: Option<String>,
+    /// The test PostgreSQL server (`postgres://berth@127.0.0.1:5433/postgres`).
+    pub postgres_url: Option<String>,
 }
 
 fn env_dir() -> PathBuf {
@@ -83,6 +85,10 @@ pub fn env() -> Option<TestEnv> {
         user: get("BERTH_TEST_USER"),
         password: get("BERTH_TEST_PASSWORD"),
         docker_host: vars.get("DOCKER_HOST").cloned(),
+        postgres_url: vars
+            .get("BERTH_TEST_POSTGRES_URL")
+            .filter(|u| !u.is_empty())
+            .cloned(),
     };
     if TcpStream::connect_timeout(&env.registry.parse().ok()?, Duration::from_secs(2)).is_err() {
         return skip(&format!(
@@ -102,6 +108,38 @@ fn skip<T>(why: &str) -> Option<T> {
 }
 
 impl TestEnv {
+    /// A new, empty database on the test PostgreSQL server (named `berth_test_…`;
+    /// `scripts/test` drops those of earlier runs): its URL, or `None` after printing why there
+    /// is none — a panic instead under `BERTH_REQUIRE_ENGINE=1`.
+    pub fn fresh_postgres_database(&self) -> Option<String> {
+        let Some(server) = &self.postgres_url else {
+            return skip(
+                "BERTH_TEST_POSTGRES_URL is not in the env file; run scripts/test-env (it starts \
+                 PostgreSQL)",
+            );
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("berth_test_{}_{nanos}", std::process::id());
+        let out = Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", server, "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return skip(&format!(
+                    "creating a database on {server} failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+            Err(e) => return skip(&format!("running psql failed: {e}")),
+        }
+        let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+        Some(format!("{base}/{name}"))
+    }
+
     /// The CA certificate of the TLS registries (PEM).
     pub fn ca_pem(&self) -> String {
         std::fs::read_to_string(&self.ca_file).expect("reading the test CA")

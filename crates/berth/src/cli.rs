@@ -217,6 +217,13 @@ pub struct ServeArgs {
     /// CI snippets); default: http://<listen address>.
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Keep the state in this PostgreSQL database instead of <data dir>/berth.db, e.g.
+    /// postgres://berth:PASSWORD@db.example.com/berth?sslmode=require. Several servers may
+    /// share one database: all serve the API and the gateway, one at a time runs the
+    /// reconciler and the scheduler. The master key stays in the data dir and must be the same
+    /// on every server (docs/postgres.md).
+    #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<berth_core::Secret>,
     /// Where workloads run: the container engine, or a Kubernetes cluster (KUBECONFIG,
     /// ~/.kube/config or the in-cluster service account).
     #[arg(long, env = "BERTH_DATA_PLANE", value_enum, default_value_t = DataPlaneArg::Engine)]
@@ -258,6 +265,10 @@ pub struct ServeArgs {
 pub enum DataPlaneArg {
     Engine,
     Kubernetes,
+}
+
+fn parse_secret(s: &str) -> Result<berth_core::Secret, String> {
+    Ok(berth_core::Secret::new(s))
 }
 
 #[derive(Debug, Args)]

@@ -1294,6 +1294,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ci_rate_per_minute: args.ci_rate_per_minute,
         gateway_workers: args.gateway_workers,
         public_url: args.public_url,
+        database_url: args.database_url,
         data_plane: match args.data_plane {
             DataPlaneArg::Engine => berth_server::DataPlaneKind::Engine,
             DataPlaneArg::Kubernetes => berth_server::DataPlaneKind::Kubernetes,

@@ -430,3 +430,182 @@ fn poller_deploys_without_being_asked() {
     assert_eq!(status(c.post(&secret_url).bearer_auth(&dev)), 403);
     assert_eq!(status(c.delete(&settings).bearer_auth(&dev)), 200);
 }
+
+/// A real CNCF distribution registry configured with berth as its notification endpoint: a push
+/// of 1.1.0 makes the registry post its event envelope itself (with the secret as a header) and
+/// berth deploys that tag at once (the poller is slowed to an hour, so only the notification can
+/// have done it); a registry with a wrong secret is refused and deploys nothing.
+#[test]
+fn a_real_registry_push_notification_deploys() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    let (_dir, server) = setup(&env, "3600000");
+    let pid = std::process::id();
+    let component = format!("berth-it-notify-{pid}");
+    let _cleanup = Cleanup(vec![component.clone()]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    ok(server.cli(&[
+        "registry",
+        "add",
+        "notif",
+        "--host",
+        &host,
+        "--auth",
+        "anonymous",
+    ]));
+    let created = json_out(&ok(server.cli(&[
+        "auto-deploy",
+        "notification-secret",
+        "--registry",
+        "notif",
+        "-o",
+        "json",
+    ])));
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let url = created["url"].as_str().unwrap().to_owned();
+
+    let registry = NotifyingRegistry::start(&host, &url, &secret);
+    let copy = |from: &str, tag: &str| {
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg("--src-creds")
+            .arg(format!("{}:{}", env.user, env.password))
+            .arg(format!("docker://{}/{from}", env.registry))
+            .arg(format!("docker://{host}/notify/web:{tag}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    copy("test/web:v1", "1.0.0");
+    ok(server.cli(&[
+        "component",
+        "create",
+        &component,
+        "--project",
+        "shop",
+        "--type",
+        "service",
+        "--registry",
+        "notif",
+        "--image",
+        &format!("{host}/notify/web:1.0.0"),
+        "--port",
+        "8080",
+    ]));
+    ok(ad(
+        &server,
+        "set",
+        &component,
+        &["--policy", "semver", "--range", "^1"],
+    ));
+    assert!(deployments(&server, &component).is_empty());
+
+    copy("test/web:v2", "1.1.0");
+    let digest = env.skopeo_digest(&format!("{host}/notify/web:1.1.0"));
+    let mut found = None;
+    for _ in 0..150 {
+        if let Some(d) = deployments(&server, &component).first() {
+            found = Some(d.clone());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let d = found.expect("the registry's push notification made berth deploy 1.1.0");
+    assert_eq!(
+        (
+            d["tag"].as_str(),
+            d["trigger"].as_str(),
+            d["digest"].as_str()
+        ),
+        (Some("1.1.0"), Some("auto"), Some(digest.as_str())),
+        "{d}"
+    );
+    assert!(
+        server
+            .drain_logs()
+            .iter()
+            .any(|l| l.contains("registry notification")),
+        "berth logged the registry's notification"
+    );
+    // The registry's own pull is not trusted by Podman here (plain HTTP on a random port), so
+    // the rollout's outcome is not what this test is about: let it settle before cleanup.
+    settle(&server, &component);
+    drop(registry);
+
+    // Same registry setup with a wrong secret: its notifications are refused (401) and a new
+    // tag deploys nothing.
+    let wrong = NotifyingRegistry::start(&host, &url, "berth_rn_wrong");
+    let before = deployments(&server, &component).len();
+    copy("test/web:v1", "1.2.0");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(deployments(&server, &component).len(), before);
+    drop(wrong);
+    ok(server.cli(&[
+        "component",
+        "delete",
+        &component,
+        "--project",
+        "shop",
+        "--yes",
+    ]));
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("berth-it-notify-{pid}")));
+}
+
+/// docker-registry (CNCF distribution) on `host`, posting its events to `url` with the
+/// notification secret as a bearer token. Stopped on drop; its storage is a temp dir.
+struct NotifyingRegistry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifyingRegistry {
+    fn start(host: &str, url: &str, secret: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\nhttp:\n  addr: {host}\nnotifications:\n  endpoints:\n    - name: berth\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {secret}\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+                data = std::env::temp_dir().join(format!("berth-it-notify-{}", std::process::id())).display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(host).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, _dir: dir }
+    }
+}
+
+impl Drop for NotifyingRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,6 +1,8 @@
 //! Fault injection on the real binary, registry and engine: a registry that dies during a
 //! deploy, SIGTERM with a request in flight, and a data directory on a full filesystem.
 //! (`kill -9` during rollouts and an engine that goes away are in restart.rs.)
+// Skips say why, and the fault tests show the errors users would see.
+#![allow(clippy::print_stderr)]
 
 mod common;
 

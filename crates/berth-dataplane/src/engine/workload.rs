@@ -434,11 +434,32 @@ impl Engine {
 
     /// Whether an existing instance runs and passes one readiness check now.
     async fn ready_now(&self, c: &Client, spec: &WorkloadSpec, instance: &Instance) -> bool {
-        let Ok(info) = self.inspect(c, &instance.id).await else {
-            return false;
-        };
-        state_of_inspect(&info) == InstanceState::Running
-            && self.check(c, spec, instance, &info).await.is_ok()
+        // A running instance is replaced only after LIVENESS_FAILURES failed checks in a row, a
+        // probe period apart: one slow answer under load is not a dead instance (replacing it
+        // would only add churn). One that stopped running is replaced at once.
+        let period = spec
+            .readiness
+            .as_ref()
+            .map_or(DEFAULT_PERIOD, |p| p.period.max(Duration::from_millis(10)));
+        for attempt in 1..=LIVENESS_FAILURES {
+            let Ok(info) = self.inspect(c, &instance.id).await else {
+                return false;
+            };
+            if state_of_inspect(&info) != InstanceState::Running {
+                return false;
+            }
+            match self.check(c, spec, instance, &info).await {
+                Ok(()) => return true,
+                Err(reason) if attempt < LIVENESS_FAILURES => {
+                    debug!(instance = %instance.name, %reason, attempt, "liveness check failed; checking again");
+                    tokio::time::sleep(period).await;
+                }
+                Err(reason) => {
+                    info!(instance = %instance.name, %reason, "liveness: failed {LIVENESS_FAILURES} checks in a row");
+                }
+            }
+        }
+        false
     }
 
     /// Waits until `instance` is ready: initial delay, then a check every period until one
@@ -508,6 +529,10 @@ impl Engine {
         }
     }
 }
+
+/// Failed checks in a row after which a running instance counts as failing (Kubernetes'
+/// `failureThreshold` default).
+const LIVENESS_FAILURES: u32 = 3;
 
 /// An instance that did not get ready, and why.
 struct Failure {

@@ -31,7 +31,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = match tokio::time::timeout(PROBE_TIMEOUT, state.store().ping()).await {
         Ok(Ok(())) => Probe {
             ok: true,
-            detail: "sqlite answers".into(),
+            detail: match state.store().backend() {
+                berth_store::Backend::Sqlite => "sqlite answers",
+                berth_store::Backend::Postgres => "postgresql answers",
+            }
+            .into(),
         },
         Ok(Err(e)) => Probe {
             ok: false,
@@ -78,6 +82,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         status: if ready { "ready" } else { "not-ready" }.into(),
         store,
         engine,
+        role: if state.leadership().is_leader() {
+            "leader"
+        } else {
+            "follower"
+        }
+        .into(),
     };
     (status, Json(body))
 }
