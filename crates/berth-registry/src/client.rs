@@ -538,7 +538,12 @@ impl RegistryClient {
         basic: bool,
     ) -> Result<reqwest::Response> {
         self.check_url(url)?;
-        let host = url.host_str().unwrap_or(&self.host).to_owned();
+        // With its port: `cannot connect to 127.0.0.1:5000`, not `… to 127.0.0.1`.
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(port)) => format!("{h}:{port}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => self.host.clone(),
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;

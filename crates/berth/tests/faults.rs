@@ -402,7 +402,8 @@ fn registry_dies_during_a_deploy_old_version_keeps_serving() {
     let message = body["error"]["message"].as_str().unwrap();
     eprintln!("deploy request while the registry is down: 502 {message}");
     assert!(
-        message.starts_with("registry ") && message.contains("step failed"),
+        message.starts_with("registry connect step failed")
+            && message.contains(&format!("cannot connect to {}:", registry.host)),
         "{body}"
     );
     assert_eq!(
