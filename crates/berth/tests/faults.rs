@@ -40,13 +40,16 @@ impl Drop for Cleanup {
             let _ = Command::new("podman").args(["rm", "-f", &name]).output();
         }
         if let Some(prefix) = &self.images {
+            // By id: images pulled by digest have no tag.
             let out = Command::new("podman")
-                .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+                .args(["images", "--format", "{{.Repository}} {{.ID}}"])
                 .output()
                 .unwrap();
-            for image in String::from_utf8_lossy(&out.stdout).lines() {
-                if image.starts_with(prefix.as_str()) {
-                    let _ = Command::new("podman").args(["rmi", "-f", image]).output();
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((repo, id)) = line.split_once(' ')
+                    && repo.starts_with(prefix.as_str())
+                {
+                    let _ = Command::new("podman").args(["rmi", "-f", id]).output();
                 }
             }
         }
