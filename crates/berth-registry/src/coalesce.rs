@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type Waiter<V, E> = oneshot::Sender<Result<V, E>>;
-
-struct Slot<V, E> {
-    waiters: Vec<Waiter<V, E>>,
-}
+/// Callers waiting for the next lookup, per key with a lookup task running.
+type Waiting<K, V, E> = Arc<Mutex<HashMap<K, Vec<Waiter<V, E>>>>>;
 
 /// Coalesces concurrent lookups per key; see the module documentation.
 pub struct Coalescer<K, V, E> {
-    slots: Arc<Mutex<HashMap<K, Slot<V, E>>>>,
+    slots: Waiting<K, V, E>,
 }
 
 impl<K, V, E> Default for Coalescer<K, V, E> {
@@ -56,12 +54,12 @@ where
         let start = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             match slots.get_mut(&key) {
-                Some(slot) => {
-                    slot.waiters.push(tx);
+                Some(waiters) => {
+                    waiters.push(tx);
                     false
                 }
                 None => {
-                    slots.insert(key.clone(), Slot { waiters: vec![tx] });
+                    slots.insert(key.clone(), vec![tx]);
                     true
                 }
             }
@@ -74,12 +72,14 @@ where
                     // arriving meanwhile wait for the next round.
                     let waiters = {
                         let mut map = slots.lock().unwrap_or_else(|p| p.into_inner());
-                        let Some(slot) = map.get_mut(&key) else { break };
-                        if slot.waiters.is_empty() {
+                        let Some(waiting) = map.get_mut(&key) else {
+                            break;
+                        };
+                        if waiting.is_empty() {
                             map.remove(&key);
                             break;
                         }
-                        std::mem::take(&mut slot.waiters)
+                        std::mem::take(waiting)
                     };
                     let answer = lookup().await;
                     for w in waiters {

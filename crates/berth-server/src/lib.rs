@@ -505,9 +505,8 @@ impl Server {
         self.state
             .gateway()
             .clone()
-            .serve_workers(gateway_listener, workers, gw_stopped.clone())
+            .serve_workers(gateway_listener, workers, gw_stopped)
             .map_err(|e| ServeError::Serve(format!("starting the gateway: {e}")))?;
-        drop(gw_stopped);
         let _internal_task = tokio::spawn(self.state.gateway().clone().serve_internal(
             self.internal_listener,
             async move {

@@ -241,10 +241,69 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A `docker-registry` (CNCF distribution) process of a test, serving `config` on `host`.
+/// Killed on drop.
+pub struct RegistryProcess {
+    child: Option<Child>,
+}
+
+impl RegistryProcess {
+    /// Writes `config` (a complete registry configuration listening on `host`) into `dir`,
+    /// starts the registry with it (output to `log`, or nowhere) and waits until `host`
+    /// accepts connections (at most 15 s).
+    pub fn start(
+        dir: &std::path::Path,
+        host: &str,
+        config: &str,
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        let file = dir.join("config.yml");
+        std::fs::write(&file, config).unwrap();
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let f = std::fs::File::create(path).unwrap();
+                (Stdio::from(f.try_clone().unwrap()), Stdio::from(f))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&file)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("starting docker-registry");
+        let process = Self { child: Some(child) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen on {host}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        process
+    }
+
+    /// SIGKILL: the registry is gone at once, not shutting down. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A throwaway CNCF distribution registry without authentication (a "public" registry),
 /// holding a copy of `test/web:v1`. Stopped on drop.
 pub struct AnonymousRegistry {
-    child: Child,
+    _process: RegistryProcess,
     pub host: String,
     _dir: tempfile::TempDir,
 }
@@ -254,28 +313,15 @@ impl AnonymousRegistry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
+        let process = RegistryProcess::start(
+            dir.path(),
+            &host,
+            &format!(
                 "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: {host}\n",
                 dir.path().join("data").display()
             ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        for _ in 0..100 {
-            if TcpStream::connect(&host).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            None,
+        );
         let out = Command::new("skopeo")
             .args([
                 "copy",
@@ -295,17 +341,10 @@ impl AnonymousRegistry {
             String::from_utf8_lossy(&out.stderr)
         );
         Self {
-            child,
+            _process: process,
             host,
             _dir: dir,
         }
-    }
-}
-
-impl Drop for AnonymousRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -444,12 +444,7 @@ fn a_real_registry_push_notification_deploys() {
     let pid = std::process::id();
     let component = format!("berth-it-notify-{pid}");
     let _cleanup = Cleanup(vec![component.clone()]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let host = format!("127.0.0.1:{port}");
+    let host = format!("127.0.0.1:{}", berth_testkit::free_port());
     ok(server.cli(&[
         "registry",
         "add",
@@ -567,45 +562,27 @@ fn a_real_registry_push_notification_deploys() {
 }
 
 /// docker-registry (CNCF distribution) on `host`, posting its events to `url` with the
-/// notification secret as a bearer token. Stopped on drop; its storage is a temp dir.
+/// notification secret as a bearer token. Stopped on drop; its storage outlives it (a temp
+/// dir of this test process), so a second instance serves the same images.
 struct NotifyingRegistry {
-    child: std::process::Child,
+    _process: berth_testkit::RegistryProcess,
     _dir: tempfile::TempDir,
 }
 
 impl NotifyingRegistry {
     fn start(host: &str, url: &str, secret: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\nhttp:\n  addr: {host}\nnotifications:\n  endpoints:\n    - name: berth\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {secret}\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
-                data = std::env::temp_dir().join(format!("berth-it-notify-{}", std::process::id())).display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting docker-registry");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(host).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let config = format!(
+            "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {data}}}\nhttp:\n  addr: {host}\nnotifications:\n  endpoints:\n    - name: berth\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {secret}\"]\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+            data = std::env::temp_dir()
+                .join(format!("berth-it-notify-{}", std::process::id()))
+                .display()
+        );
+        let log = dir.path().join("registry.log");
+        let process = berth_testkit::RegistryProcess::start(dir.path(), host, &config, Some(&log));
+        Self {
+            _process: process,
+            _dir: dir,
         }
-        Self { child, _dir: dir }
-    }
-}
-
-impl Drop for NotifyingRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -7,9 +7,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, stderr};
@@ -56,21 +56,13 @@ impl Drop for Cleanup {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A private CNCF distribution registry (`docker-registry`) on a free loopback port, serving
 /// TLS with the test environment's server certificate. The engine trusts it through a
 /// `certs.d/<host:port>/ca.crt` drop-in (Podman's, and Docker's when dockerd is installed)
 /// that lives as long as this value.
 struct OwnRegistry {
     host: String,
-    child: Option<Child>,
+    process: berth_testkit::RegistryProcess,
     _dir: tempfile::TempDir,
     certs_d: PathBuf,
     docker_certs_d: Option<PathBuf>,
@@ -92,20 +84,15 @@ impl OwnRegistry {
         }
         let tls = env.ca_file.parent().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = berth_testkit::free_port();
         let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
                  http:\n  addr: {host}\n  tls:\n    certificate: {}\n    key: {}\n",
-                dir.path().join("data").display(),
-                tls.join("server.crt").display(),
-                tls.join("server.key").display(),
-            ),
-        )
-        .unwrap();
+            dir.path().join("data").display(),
+            tls.join("server.crt").display(),
+            tls.join("server.key").display(),
+        );
         let certs_d = PathBuf::from("/etc/containers/certs.d").join(&host);
         // A Docker engine reads its per-registry CAs from /etc/docker/certs.d.
         let docker_certs_d = Command::new("dockerd")
@@ -117,26 +104,14 @@ impl OwnRegistry {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::copy(&env.ca_file, dir.join("ca.crt")).unwrap();
         }
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry");
-        let reg = Self {
+        let process = berth_testkit::RegistryProcess::start(dir.path(), &host, &config, None);
+        Some(Self {
             host,
-            child: Some(child),
+            process,
             _dir: dir,
             certs_d,
             docker_certs_d,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&reg.host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(reg)
+        })
     }
 
     /// Copies `from` (a repository:tag on the shared test registry) here as `to`.
@@ -209,10 +184,7 @@ impl OwnRegistry {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL: the registry is gone, not shutting down
-            child.wait().unwrap();
-        }
+        self.process.kill();
     }
 }
 
