@@ -22,13 +22,18 @@ use berth_dataplane::{
     WorkloadKey, WorkloadKind, WorkloadSpec,
 };
 use berth_store::{ComponentRef, DeploymentWork};
-use tracing::{error, info, instrument, warn};
+use futures_util::StreamExt;
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::AppState;
 
 /// How often the reconciler runs when nothing else triggers it. It is also the liveness
 /// period: each pass probes the serving instances and replaces the dead or failing ones.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How many serving workloads one reconciler pass checks at once. Each check is several engine
+/// calls (network and container inspect, a listing, the readiness probe): one after the other,
+/// a pass over 200 workloads took about 10 s after a restart.
+const RECONCILE_PARALLEL: usize = 8;
 /// How often the leader of a shared (PostgreSQL) database looks for deployments created
 /// through the other servers. A single server starts its runners directly instead.
 const PENDING_POLL: Duration = Duration::from_secs(1);
@@ -403,74 +408,86 @@ async fn refresh_org_subnets(state: &AppState, plane: &Plane, org: &str) {
 }
 
 /// One pass of the reconciler: remove what the store does not want, bring back what it wants.
-pub async fn reconcile(state: &AppState) {
-    let Ok(engine) = state.engine() else { return };
+/// Returns how many serving workloads it checked.
+pub async fn reconcile(state: &AppState) -> usize {
+    reconcile_listed(state, None).await
+}
+
+/// [`reconcile`] with the engine's listing of managed instances when the caller just made one
+/// (listing hundreds of containers takes Podman seconds).
+async fn reconcile_listed(
+    state: &AppState,
+    listed: Option<Vec<berth_dataplane::Instance>>,
+) -> usize {
+    let Ok(engine) = state.engine() else { return 0 };
     let serving = match state.store().serving_deployments().await {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "reconcile: reading the store failed");
-            return;
+            return 0;
         }
     };
     #[cfg(feature = "kubernetes")]
     if let Some(k8s) = engine.as_kubernetes() {
         reconcile_kubernetes(state, k8s, &serving).await;
-        return;
+        return serving.len();
     }
     if let Some(e) = engine.as_engine()
         && let Err(e) = e.enforce_isolation().await
     {
         warn!(error = %e, "reconcile: projects are not isolated at the IP level");
     }
-    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
     // Orphans: labelled instances of workloads or releases nobody wants.
-    match engine.list_managed().await {
-        Ok(instances) => {
-            // Task containers of running executions belong to their runners. Read after the
-            // listing: an execution is recorded before its container starts, so a container
-            // listed above is either in this set or unwanted.
-            let executing: HashSet<String> = match state.store().running_executions().await {
-                Ok(running) => running
-                    .iter()
-                    .map(|r| {
-                        let x = &r.execution;
-                        WorkloadKey {
-                            org: x.org.clone(),
-                            project: x.project.clone(),
-                            component: x.component.clone(),
-                            env: x.environment.clone(),
-                        }
-                        .task_container_name(&x.id)
-                    })
-                    .collect(),
-                Err(e) => {
-                    warn!(error = %e, "reconcile: reading running executions failed");
-                    return;
-                }
-            };
-            for inst in instances {
-                if busy.contains(&inst.key) || executing.contains(&inst.name) {
-                    continue;
-                }
-                let wanted = serving.iter().any(|w| {
-                    key_of(w) == inst.key
-                        && w.deployment.id == inst.release
-                        && !w.component_type.is_task()
-                });
-                if !wanted {
-                    info!(instance = %inst.name, key = %inst.key, "removing an instance the store does not want");
-                    if let Err(e) = engine
-                        .remove_instance(&inst.id, Duration::from_secs(1))
-                        .await
-                    {
-                        warn!(instance = %inst.name, error = %e, "removing failed");
-                    }
-                }
+    let instances = match listed {
+        Some(listed) => listed,
+        None => match engine.list_managed().await {
+            Ok(instances) => instances,
+            Err(e) => {
+                warn!(error = %e, "reconcile: listing instances failed");
+                return 0;
             }
-        }
+        },
+    };
+    // After the listing: a runner that started since has its workload in here (its new
+    // instances are not in the listing, and the others are left to it).
+    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
+    // Task containers of running executions belong to their runners. Read after the listing:
+    // an execution is recorded before its container starts, so a container listed above is
+    // either in this set or unwanted.
+    let executing: HashSet<String> = match state.store().running_executions().await {
+        Ok(running) => running
+            .iter()
+            .map(|r| {
+                let x = &r.execution;
+                WorkloadKey {
+                    org: x.org.clone(),
+                    project: x.project.clone(),
+                    component: x.component.clone(),
+                    env: x.environment.clone(),
+                }
+                .task_container_name(&x.id)
+            })
+            .collect(),
         Err(e) => {
-            warn!(error = %e, "reconcile: listing instances failed");
-            return;
+            warn!(error = %e, "reconcile: reading running executions failed");
+            return 0;
+        }
+    };
+    for inst in &instances {
+        if busy.contains(&inst.key) || executing.contains(&inst.name) {
+            continue;
+        }
+        let wanted = serving.iter().any(|w| {
+            key_of(w) == inst.key && w.deployment.id == inst.release && !w.component_type.is_task()
+        });
+        if !wanted {
+            info!(instance = %inst.name, key = %inst.key, "removing an instance the store does not want");
+            if let Err(e) = engine
+                .remove_instance(&inst.id, Duration::from_secs(1))
+                .await
+            {
+                warn!(instance = %inst.name, error = %e, "removing failed");
+            }
         }
     }
     // Serving releases: make sure they run and are routed (a no-op when they do).
@@ -480,53 +497,71 @@ pub async fn reconcile(state: &AppState) {
     for org in orgs {
         refresh_org_subnets(state, engine, org).await;
     }
-    for work in serving.iter().filter(|w| !w.component_type.is_task()) {
-        let key = key_of(work);
-        if busy.contains(&key) {
-            continue;
+    // The workloads are independent (a rollout locks only its own workload): check several
+    // at once.
+    // (A plain loop, not iterator adapters: their closures would make the spawned pass's
+    // future not `Send`.)
+    let mut checks = Vec::new();
+    for work in &serving {
+        if !work.component_type.is_task() && !busy.contains(&key_of(work)) {
+            checks.push(keep_serving(state, engine, work, &instances));
         }
-        let spec = match spec_for(state, work).await {
-            Ok(s) => s,
-            Err(reason) => {
-                warn!(%key, %reason, "reconcile: cannot build the spec");
-                continue;
+    }
+    futures_util::stream::iter(checks)
+        .buffer_unordered(RECONCILE_PARALLEL)
+        .count()
+        .await
+}
+
+/// Makes sure the serving release of one workload runs and is routed: instances that died or
+/// failed their probe are replaced (with an event on the deployment). `listed` is the pass's
+/// listing of all managed instances.
+async fn keep_serving(
+    state: &AppState,
+    engine: &Plane,
+    work: &DeploymentWork,
+    listed: &[berth_dataplane::Instance],
+) {
+    let key = key_of(work);
+    let spec = match spec_for(state, work).await {
+        Ok(s) => s,
+        Err(reason) => {
+            warn!(%key, %reason, "reconcile: cannot build the spec");
+            return;
+        }
+    };
+    route_settings(state, &key, work);
+    let before: HashSet<&str> = listed
+        .iter()
+        .filter(|i| i.key == key && i.release == work.deployment.id)
+        .map(|i| i.id.as_str())
+        .collect();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    match engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
+        Ok(after) => {
+            // Liveness: instances that died or failed their probe were replaced; say so on
+            // the serving deployment.
+            let replaced = before
+                .iter()
+                .filter(|id| !after.iter().any(|i| i.id == **id))
+                .count();
+            let started = after
+                .iter()
+                .filter(|i| !before.contains(i.id.as_str()))
+                .count();
+            if started > 0 {
+                let message = format!(
+                    "liveness: {started} instance(s) started again ({replaced} were not running or failed the probe)"
+                );
+                info!(%key, %message);
+                let _ = state
+                    .store()
+                    .add_deployment_event(&work.deployment.id, &message)
+                    .await;
             }
-        };
-        route_settings(state, &key, work);
-        let before: HashSet<String> = engine
-            .instances(&key)
-            .await
-            .map(|all| {
-                all.into_iter()
-                    .filter(|i| i.release == work.deployment.id)
-                    .map(|i| i.id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        match engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
-            Ok(after) => {
-                // Liveness: instances that died or failed their probe were replaced; say so on
-                // the serving deployment.
-                let replaced = before
-                    .iter()
-                    .filter(|id| !after.iter().any(|i| &&i.id == id))
-                    .count();
-                let started = after.iter().filter(|i| !before.contains(&i.id)).count();
-                if started > 0 {
-                    let message = format!(
-                        "liveness: {started} instance(s) started again ({replaced} were not running or failed the probe)"
-                    );
-                    info!(%key, %message);
-                    let _ = state
-                        .store()
-                        .add_deployment_event(&work.deployment.id, &message)
-                        .await;
-                }
-            }
-            Err(e) => {
-                warn!(%key, error = %e, "reconcile: could not bring the serving release back")
-            }
+        }
+        Err(e) => {
+            warn!(%key, error = %e, "reconcile: could not bring the serving release back")
         }
     }
 }
@@ -600,6 +635,10 @@ pub fn start(state: AppState) {
     let s = state.clone();
     state.leadership().spawn_led(async move {
         let state = s;
+        // Route what runs right away (one listing of the engine): after a restart the gateway
+        // answers for every running instance at once, not as the first reconciler pass gets to
+        // each workload. Before the runners start, so no rollout races this.
+        let mut listed = sync_routes(&state).await;
         match state.store().unfinished_deployments().await {
             Ok(work) => {
                 for w in &work {
@@ -615,8 +654,18 @@ pub fn start(state: AppState) {
             }
             Err(e) => error!(error = %e, "reading unfinished deployments failed"),
         }
+        let mut first = true;
         loop {
-            reconcile(&state).await;
+            let started = std::time::Instant::now();
+            // The first pass reuses the routing's listing.
+            let workloads = reconcile_listed(&state, listed.take()).await;
+            let ms = started.elapsed().as_millis();
+            if first {
+                info!(workloads, ms, "reconcile pass finished");
+                first = false;
+            } else {
+                debug!(workloads, ms, "reconcile pass finished");
+            }
             tokio::time::sleep(RECONCILE_EVERY).await;
         }
     });
@@ -627,7 +676,7 @@ pub fn start(state: AppState) {
 pub async fn follow(state: AppState) {
     loop {
         if !state.leadership().is_leader() {
-            sync_routes(&state).await;
+            let _ = sync_routes(&state).await;
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
     }
@@ -636,25 +685,26 @@ pub async fn follow(state: AppState) {
 /// Routes the gateway from the store (what serves) and the engine (where it runs), changing
 /// nothing on the engine: each serving release goes to its running instances. While the
 /// leader rolls a workload out, the old release's instances may be gone before the store says
-/// the new one is ready; then whatever runs of that workload is routed.
-pub async fn sync_routes(state: &AppState) {
-    let Ok(plane) = state.engine() else { return };
-    // On Kubernetes the cluster routes; berth's gateway only fronts the engine's instances.
-    let Some(engine) = plane.as_engine() else {
-        return;
+/// the new one is ready; then whatever runs of that workload is routed. Returns the engine's
+/// listing it routed from.
+pub async fn sync_routes(state: &AppState) -> Option<Vec<berth_dataplane::Instance>> {
+    let Ok(plane) = state.engine() else {
+        return None;
     };
+    // On Kubernetes the cluster routes; berth's gateway only fronts the engine's instances.
+    let engine = plane.as_engine()?;
     let serving = match state.store().serving_deployments().await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "routing: reading the store failed");
-            return;
+            return None;
         }
     };
     let instances = match engine.list_managed().await {
         Ok(i) => i,
         Err(e) => {
             warn!(error = %e, "routing: listing instances failed");
-            return;
+            return None;
         }
     };
     let orgs: std::collections::BTreeSet<&str> =
@@ -693,6 +743,7 @@ pub async fn sync_routes(state: &AppState) {
             state.gateway().remove(&key);
         }
     }
+    Some(instances)
 }
 
 /// The set of workloads with an active runner.

@@ -565,7 +565,8 @@ impl Store {
         .await?)
     }
 
-    /// Each digest a component was deployed with, newest first.
+    /// Each digest a component was deployed with, newest first: one query (the newest release
+    /// of each digest by index `releases_component_digest`), not one more per digest.
     pub async fn previous_images(
         &self,
         org: &str,
@@ -574,41 +575,117 @@ impl Store {
     ) -> Result<Vec<PreviousImage>> {
         let component_id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(
-            "SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at,
-               (SELECT r2.id FROM releases r2 WHERE r2.component_id = $1 AND r2.digest = r.digest
-                 ORDER BY r2.created_at DESC LIMIT 1) AS release_id
-             FROM deployments d JOIN releases r ON r.id = d.release_id
-             WHERE d.component_id = $1 GROUP BY r.digest ORDER BY last_at DESC",
+            "SELECT x.digest, x.first_at, x.last_at, r.id AS release_id, r.repository, r.tag,
+               r.trigger, r.actor
+             FROM (SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at
+                   FROM deployments d JOIN releases r ON r.id = d.release_id
+                   WHERE d.component_id = $1 GROUP BY r.digest) x
+             JOIN releases r ON r.id = (SELECT r2.id FROM releases r2
+                 WHERE r2.component_id = $1 AND r2.digest = x.digest
+                 ORDER BY r2.created_at DESC LIMIT 1)
+             ORDER BY x.last_at DESC",
         )
         .bind(&component_id)
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let release_id: String = row.try_get("release_id")?;
-            let rel =
-                sqlx::query("SELECT repository, tag, trigger, actor FROM releases WHERE id = $1")
-                    .bind(&release_id)
-                    .fetch_one(self.pool())
-                    .await?;
-            let repository: String = rel.try_get("repository")?;
-            let tag: Option<String> = rel.try_get("tag")?;
-            out.push(PreviousImage {
-                digest: row.try_get("digest")?,
-                image: match &tag {
-                    Some(t) => format!("{repository}:{t}"),
-                    None => repository,
-                },
-                tag,
-                release: release_id,
-                first_deployed_at: row.try_get("first_at")?,
-                last_deployed_at: row.try_get("last_at")?,
-                trigger: rel.try_get("trigger")?,
-                actor: rel.try_get("actor")?,
+        rows.iter()
+            .map(|row| {
+                let repository: String = row.try_get("repository")?;
+                let tag: Option<String> = row.try_get("tag")?;
+                Ok(PreviousImage {
+                    digest: row.try_get("digest")?,
+                    image: match &tag {
+                        Some(t) => format!("{repository}:{t}"),
+                        None => repository,
+                    },
+                    tag,
+                    release: row.try_get("release_id")?,
+                    first_deployed_at: row.try_get("first_at")?,
+                    last_deployed_at: row.try_get("last_at")?,
+                    trigger: row.try_get("trigger")?,
+                    actor: row.try_get("actor")?,
+                })
+            })
+            .collect()
+    }
+
+    /// For each component of `project` (all projects of `org` when `None`) and environment:
+    /// the newest deployment (any status) and the newest `ready` one (what serves) — what the
+    /// component's environments view shows, in one query for all of them instead of one list
+    /// of deployments per component and environment.
+    pub async fn environment_states(
+        &self,
+        org: &str,
+        project: Option<&str>,
+        component: Option<&str>,
+    ) -> Result<Vec<EnvironmentDeployments>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE d.id IN (
+                SELECT (SELECT d2.id FROM deployments d2
+                        WHERE d2.component_id = x.cid AND d2.environment_id = x.eid
+                        ORDER BY d2.created_at DESC, d2.id DESC LIMIT 1)
+                FROM (SELECT c2.id AS cid, e2.id AS eid FROM components c2
+                      JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
+                      JOIN environments e2 ON e2.org_id = o2.id
+                      WHERE o2.name = $1 AND ($2 IS NULL OR p2.name = $2)
+                        AND ($3 IS NULL OR c2.name = $3)) x
+                UNION
+                SELECT (SELECT d2.id FROM deployments d2
+                        WHERE d2.component_id = x.cid AND d2.environment_id = x.eid
+                          AND d2.status = 'ready'
+                        ORDER BY d2.created_at DESC, d2.id DESC LIMIT 1)
+                FROM (SELECT c2.id AS cid, e2.id AS eid FROM components c2
+                      JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
+                      JOIN environments e2 ON e2.org_id = o2.id
+                      WHERE o2.name = $1 AND ($2 IS NULL OR p2.name = $2)
+                        AND ($3 IS NULL OR c2.name = $3)) x)
+             ORDER BY p.name, c.name, e.position, d.created_at DESC, d.id DESC"
+        )))
+        .bind(org)
+        .bind(project)
+        .bind(component)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<EnvironmentDeployments> = Vec::new();
+        for row in &rows {
+            let d = work_from_row(row)?.deployment;
+            let same = out.last().is_some_and(|last| {
+                last.project == d.project
+                    && last.component == d.component
+                    && last.environment == d.environment
             });
+            if !same {
+                out.push(EnvironmentDeployments {
+                    project: d.project.clone(),
+                    component: d.component.clone(),
+                    environment: d.environment.clone(),
+                    latest: None,
+                    current: None,
+                });
+            }
+            let entry = out.last_mut().expect("pushed above");
+            // Newest first: the first row is the latest; the ready one is the current (it can
+            // be the same deployment).
+            if entry.latest.is_none() {
+                entry.latest = Some(d.clone());
+            }
+            if d.status == DeploymentStatus::Ready && entry.current.is_none() {
+                entry.current = Some(d);
+            }
         }
         Ok(out)
     }
+}
+
+/// The newest deployment and the serving one of a component in one environment
+/// ([`Store::environment_states`]).
+#[derive(Debug, Clone)]
+pub struct EnvironmentDeployments {
+    pub project: String,
+    pub component: String,
+    pub environment: String,
+    pub latest: Option<Deployment>,
+    pub current: Option<Deployment>,
 }
 
 #[cfg(test)]
@@ -792,6 +869,123 @@ mod tests {
             .unwrap();
         store.delete_registry("default", "local").await.unwrap();
         store.delete_project("default", "shop").await.unwrap();
+    }
+
+    async fn component(store: &Store, name: &str) {
+        store
+            .insert_component(
+                "default",
+                "shop",
+                &NewComponent {
+                    name,
+                    display_name: name,
+                    description: "",
+                    kind: ComponentType::Service,
+                    registry: "local",
+                    image: "127.0.0.1:5000/test/web:v1",
+                    port: Some(8080),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// One query answers every component's environments: the newest deployment and the
+    /// newest ready one per (component, environment), only where something was deployed.
+    #[tokio::test]
+    async fn environment_states_newest_and_serving() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        component(&store, "api").await;
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        let d1 = store
+            .create_deployment(WEB, "development", release("sha256:aaa", "v1"), None, origin)
+            .await
+            .unwrap();
+        store
+            .set_deployment_status(&d1.id, DeploymentStatus::Ready, None)
+            .await
+            .unwrap();
+        // times have millisecond resolution: keep the order unambiguous
+        let tick = || tokio::time::sleep(std::time::Duration::from_millis(5));
+        tick().await;
+        let d2 = store
+            .create_deployment(WEB, "development", release("sha256:bbb", "v2"), None, origin)
+            .await
+            .unwrap();
+        let api = ComponentRef {
+            component: "api",
+            ..WEB
+        };
+        let d3 = store
+            .create_deployment(api, "production", release("sha256:ccc", "v3"), None, origin)
+            .await
+            .unwrap();
+        store
+            .set_deployment_status(&d3.id, DeploymentStatus::Ready, None)
+            .await
+            .unwrap();
+
+        let all = store
+            .environment_states("default", None, None)
+            .await
+            .unwrap();
+        let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = all
+            .iter()
+            .map(|r| {
+                (
+                    r.component.as_str(),
+                    r.environment.as_str(),
+                    r.latest.as_ref().map(|d| d.id.as_str()),
+                    r.current.as_ref().map(|d| d.id.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("api", "production", Some(d3.id.as_str()), Some(d3.id.as_str())),
+                // d2 is still pending: it is the latest, d1 serves
+                ("web", "development", Some(d2.id.as_str()), Some(d1.id.as_str())),
+            ]
+        );
+        let web = store
+            .environment_states("default", Some("shop"), Some("web"))
+            .await
+            .unwrap();
+        assert_eq!(web.len(), 1);
+        assert_eq!(web[0].latest.as_ref().unwrap().status, DeploymentStatus::Pending);
+        assert!(
+            store
+                .environment_states("default", Some("other"), None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Previous Images: one entry per digest, named after its newest release, spanning
+        // the first and the last deployment of the digest.
+        tick().await;
+        let again = store
+            .create_deployment(WEB, "development", release("sha256:aaa", "v1-again"), None, origin)
+            .await
+            .unwrap();
+        let previous = store
+            .previous_images("default", "shop", "web")
+            .await
+            .unwrap();
+        let seen: Vec<(&str, Option<&str>)> = previous
+            .iter()
+            .map(|p| (p.digest.as_str(), p.tag.as_deref()))
+            .collect();
+        assert_eq!(seen, [("sha256:aaa", Some("v1-again")), ("sha256:bbb", Some("v2"))]);
+        assert_eq!(previous[0].release, again.release);
+        assert_eq!(previous[0].image, "127.0.0.1:5000/test/web:v1-again");
+        assert_eq!(previous[0].first_deployed_at, d1.created_at);
+        assert_eq!(previous[0].last_deployed_at, again.created_at);
     }
 
     /// The queries no other test reaches, once each, so that both backends run every one.

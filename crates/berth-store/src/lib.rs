@@ -32,7 +32,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use auto_deploy::{AutoDeployCheckRecord, AutoDeployState, NewAutoDeploy};
 pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
 pub use components::{
-    ComponentRef, DeploymentWork, NewComponent, NewRelease, Origin, ReleaseChoice,
+    ComponentRef, DeploymentWork, EnvironmentDeployments, NewComponent, NewRelease, Origin,
+    ReleaseChoice,
 };
 pub use configs::ConfigValue;
 pub use error::{Error, Result};

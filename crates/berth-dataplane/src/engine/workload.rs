@@ -549,7 +549,6 @@ pub(crate) async fn rollout(
 ) -> Result<Vec<Instance>> {
     validate(spec)?;
     let c = engine.client().await?;
-    engine.ensure_network_with(&c, &spec.key).await?;
     let existing = engine.list(&c, &key_labels(&spec.key), false).await?;
     let replicas = spec.replicas as usize;
 
@@ -573,6 +572,10 @@ pub(crate) async fn rollout(
 
     let missing: Vec<usize> = (0..replicas).filter(|i| slots[*i].is_none()).collect();
     if !missing.is_empty() {
+        // Only what starts needs the network. Podman answers a network inspect in seconds
+        // once hundreds of containers exist, so the reconciler's no-op rollouts of running
+        // releases do not ask.
+        engine.ensure_network_with(&c, &spec.key).await?;
         engine
             .pull_image(&spec.image, spec.auth.as_ref(), spec.pull_policy, events)
             .await?;

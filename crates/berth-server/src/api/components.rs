@@ -11,7 +11,9 @@ use berth_core::reference::{ImageRef, validate_tag};
 use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
-use berth_store::{ComponentRef, NewComponent, NewRelease, Origin, ReleaseChoice};
+use berth_store::{
+    ComponentRef, EnvironmentDeployments, NewComponent, NewRelease, Origin, ReleaseChoice,
+};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -630,36 +632,54 @@ pub async fn environments(
     Path((org, project, name)): ComponentPath,
 ) -> ApiResult<Json<List<EnvironmentState>>> {
     let component = component_or_404(&state, &org, &project, &name).await?;
-    let mut items = Vec::new();
-    for env in state.store().list_environments(&org).await? {
-        let deployments = state
-            .store()
-            .list_deployments(&org, &project, &name, Some(&env.name), 50)
-            .await?;
-        let current = deployments
-            .iter()
-            .find(|d| d.status == DeploymentStatus::Ready)
-            .cloned();
-        let key = WorkloadKey {
-            org: org.clone(),
-            project: project.clone(),
-            component: name.clone(),
-            env: env.name.clone(),
-        };
-        let url = (current.is_some() && !component.kind.is_task()).then(|| {
-            state.gateway().url_for(
-                &key,
-                component.kind == berth_core::api::ComponentType::WebApp,
-            )
-        });
-        items.push(EnvironmentState {
-            environment: env.name,
-            latest: deployments.first().cloned(),
-            current,
-            url,
-        });
-    }
-    Ok(Json(List { items }))
+    let envs = state.store().list_environments(&org).await?;
+    let found = state
+        .store()
+        .environment_states(&org, Some(&project), Some(&name))
+        .await?;
+    Ok(Json(List {
+        items: environment_views(&state, &component, &envs, &found),
+    }))
+}
+
+/// What runs of `component` in each of the organization's environments (in their order):
+/// the newest deployment there, the serving one (newest `ready`) and its gateway URL. `found`
+/// holds [`berth_store::Store::environment_states`] rows; those of other components are
+/// ignored. The console's overview builds its rows with this too.
+pub fn environment_views(
+    state: &AppState,
+    component: &Component,
+    envs: &[berth_core::api::Environment],
+    found: &[EnvironmentDeployments],
+) -> Vec<EnvironmentState> {
+    envs.iter()
+        .map(|env| {
+            let row = found.iter().find(|f| {
+                f.environment == env.name
+                    && f.component == component.name
+                    && f.project == component.project
+            });
+            let current = row.and_then(|r| r.current.clone());
+            let key = WorkloadKey {
+                org: component.org.clone(),
+                project: component.project.clone(),
+                component: component.name.clone(),
+                env: env.name.clone(),
+            };
+            let url = (current.is_some() && !component.kind.is_task()).then(|| {
+                state.gateway().url_for(
+                    &key,
+                    component.kind == berth_core::api::ComponentType::WebApp,
+                )
+            });
+            EnvironmentState {
+                environment: env.name.clone(),
+                latest: row.and_then(|r| r.latest.clone()),
+                current,
+                url,
+            }
+        })
+        .collect()
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments",

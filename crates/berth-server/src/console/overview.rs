@@ -94,6 +94,21 @@ async fn overview_page(
 ) -> PageResult {
     let org = org_or_404(state, org).await?;
     let environments = state.store().list_environments(&org.name).await?;
+    // What runs where, for every component of the organization in one query (the API's
+    // environments view, built by the same function: the same "current", "latest" and URL
+    // rules), instead of one query per component and environment.
+    let mut found: std::collections::HashMap<(String, String), Vec<_>> =
+        std::collections::HashMap::new();
+    for row in state
+        .store()
+        .environment_states(&org.name, None, None)
+        .await?
+    {
+        found
+            .entry((row.project.clone(), row.component.clone()))
+            .or_default()
+            .push(row);
+    }
     let mut projects = Vec::new();
     for project in state.store().list_projects(&org.name).await? {
         let mut components = Vec::new();
@@ -102,35 +117,30 @@ async fn overview_page(
             .list_components(&org.name, &project.name)
             .await?
         {
-            // The API's view of each environment: the same "current", "latest" and URL rules.
-            let Json(list) = crate::api::components::environments(
-                State(state.clone()),
-                c.auth(),
-                Path((
-                    org.name.clone(),
-                    project.name.clone(),
-                    component.name.clone(),
-                )),
+            let envs = crate::api::components::environment_views(
+                state,
+                &component,
+                &environments,
+                found
+                    .get(&(project.name.clone(), component.name.clone()))
+                    .map_or(&[][..], Vec::as_slice),
             )
-            .await?;
-            let envs = list
-                .items
-                .into_iter()
-                .map(|e| {
-                    let serving = e.current.as_ref().map(|d| d.digest.clone());
-                    EnvCell {
-                        env: e.environment,
-                        status: e
-                            .latest
-                            .as_ref()
-                            .map_or("none", |d| d.status.as_str())
-                            .to_owned(),
-                        serving_short: serving.as_deref().map(short_digest).unwrap_or_default(),
-                        serving,
-                        url: e.url,
-                    }
-                })
-                .collect();
+            .into_iter()
+            .map(|e| {
+                let serving = e.current.as_ref().map(|d| d.digest.clone());
+                EnvCell {
+                    env: e.environment,
+                    status: e
+                        .latest
+                        .as_ref()
+                        .map_or("none", |d| d.status.as_str())
+                        .to_owned(),
+                    serving_short: serving.as_deref().map(short_digest).unwrap_or_default(),
+                    serving,
+                    url: e.url,
+                }
+            })
+            .collect();
             components.push(ComponentRow { component, envs });
         }
         projects.push(ProjectView {
