@@ -425,9 +425,14 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Deployment>> {
         let id = self.component_id(org, project, component).await?;
+        // The newest ids first, then their rows: sorting all of a busy component's joined
+        // rows to keep 50 took twice as long.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.component_id = $1 AND ($2 IS NULL OR e.name = $2)
-             ORDER BY d.created_at DESC, d.id DESC LIMIT $3"
+            "{DEPLOYMENT_SELECT} WHERE d.id IN (
+                SELECT d2.id FROM deployments d2 JOIN environments e2 ON e2.id = d2.environment_id
+                WHERE d2.component_id = $1 AND ($2 IS NULL OR e2.name = $2)
+                ORDER BY d2.created_at DESC, d2.id DESC LIMIT $3)
+             ORDER BY d.created_at DESC, d.id DESC"
         )))
         .bind(&id)
         .bind(env)
@@ -902,7 +907,13 @@ mod tests {
             actor: "admin/bootstrap",
         };
         let d1 = store
-            .create_deployment(WEB, "development", release("sha256:aaa", "v1"), None, origin)
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:aaa", "v1"),
+                None,
+                origin,
+            )
             .await
             .unwrap();
         store
@@ -913,7 +924,13 @@ mod tests {
         let tick = || tokio::time::sleep(std::time::Duration::from_millis(5));
         tick().await;
         let d2 = store
-            .create_deployment(WEB, "development", release("sha256:bbb", "v2"), None, origin)
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:bbb", "v2"),
+                None,
+                origin,
+            )
             .await
             .unwrap();
         let api = ComponentRef {
@@ -947,9 +964,19 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("api", "production", Some(d3.id.as_str()), Some(d3.id.as_str())),
+                (
+                    "api",
+                    "production",
+                    Some(d3.id.as_str()),
+                    Some(d3.id.as_str())
+                ),
                 // d2 is still pending: it is the latest, d1 serves
-                ("web", "development", Some(d2.id.as_str()), Some(d1.id.as_str())),
+                (
+                    "web",
+                    "development",
+                    Some(d2.id.as_str()),
+                    Some(d1.id.as_str())
+                ),
             ]
         );
         let web = store
@@ -957,7 +984,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(web.len(), 1);
-        assert_eq!(web[0].latest.as_ref().unwrap().status, DeploymentStatus::Pending);
+        assert_eq!(
+            web[0].latest.as_ref().unwrap().status,
+            DeploymentStatus::Pending
+        );
         assert!(
             store
                 .environment_states("default", Some("other"), None)
@@ -970,7 +1000,13 @@ mod tests {
         // the first and the last deployment of the digest.
         tick().await;
         let again = store
-            .create_deployment(WEB, "development", release("sha256:aaa", "v1-again"), None, origin)
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:aaa", "v1-again"),
+                None,
+                origin,
+            )
             .await
             .unwrap();
         let previous = store
@@ -981,7 +1017,10 @@ mod tests {
             .iter()
             .map(|p| (p.digest.as_str(), p.tag.as_deref()))
             .collect();
-        assert_eq!(seen, [("sha256:aaa", Some("v1-again")), ("sha256:bbb", Some("v2"))]);
+        assert_eq!(
+            seen,
+            [("sha256:aaa", Some("v1-again")), ("sha256:bbb", Some("v2"))]
+        );
         assert_eq!(previous[0].release, again.release);
         assert_eq!(previous[0].image, "127.0.0.1:5000/test/web:v1-again");
         assert_eq!(previous[0].first_deployed_at, d1.created_at);

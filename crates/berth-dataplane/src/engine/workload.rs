@@ -434,6 +434,23 @@ impl Engine {
 
     /// Whether an existing instance runs and passes one readiness check now.
     async fn ready_now(&self, c: &Client, spec: &WorkloadSpec, instance: &Instance) -> bool {
+        // The usual case first, without asking the engine: an HTTP probe on the published
+        // port that answers as expected means the container runs (Podman takes tens of
+        // milliseconds per inspect with hundreds of containers, and the reconciler asks this
+        // of every serving instance on every pass). Anything else is checked as before.
+        if let (Some(readiness), Some(addr)) = (spec.readiness.as_ref(), instance.address)
+            && let ProbeAction::Http {
+                path,
+                port,
+                statuses,
+            } = &readiness.action
+            && Some(*port) == spec.port
+            && probe::http_status(addr, path, readiness.timeout)
+                .await
+                .is_ok_and(|status| statuses.contains(&status))
+        {
+            return true;
+        }
         // A running instance is replaced only after LIVENESS_FAILURES failed checks in a row, a
         // probe period apart: one slow answer under load is not a dead instance (replacing it
         // would only add churn). One that stopped running is replaced at once.
