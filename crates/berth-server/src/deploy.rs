@@ -326,11 +326,21 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
             let store = store.clone();
             let id = id.clone();
             tokio::spawn(async move {
+                let mut phase = None;
                 while let Some(event) = rx.recv().await {
                     if matches!(event, RolloutEvent::Pulled { .. }) {
                         let _ = store
                             .set_deployment_status(&id, DeploymentStatus::Starting, None)
                             .await;
+                        phase = None;
+                    }
+                    if let Some(next) = event.phase()
+                        && phase != Some(next)
+                    {
+                        phase = Some(next);
+                        if let Err(e) = store.set_deployment_phase(&id, next).await {
+                            warn!(deployment = %id, error = %e, "recording the phase failed");
+                        }
                     }
                     if let Err(e) = store.add_deployment_event(&id, &event.to_string()).await {
                         warn!(deployment = %id, error = %e, "recording an event failed");
@@ -405,16 +415,19 @@ async fn refresh_org_subnets(state: &AppState, plane: &Plane, org: &str) {
 /// One pass of the reconciler: remove what the store does not want, bring back what it wants.
 pub async fn reconcile(state: &AppState) {
     let Ok(engine) = state.engine() else { return };
-    let serving = match state.store().serving_deployments().await {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "reconcile: reading the store failed");
-            return;
-        }
+    let serving = || async {
+        state
+            .store()
+            .serving_deployments()
+            .await
+            .inspect_err(|e| error!(error = %e, "reconcile: reading the store failed"))
+            .ok()
     };
     #[cfg(feature = "kubernetes")]
     if let Some(k8s) = engine.as_kubernetes() {
-        reconcile_kubernetes(state, k8s, &serving).await;
+        if let Some(serving) = serving().await {
+            reconcile_kubernetes(state, k8s, &serving).await;
+        }
         return;
     }
     if let Some(e) = engine.as_engine()
@@ -422,10 +435,17 @@ pub async fn reconcile(state: &AppState) {
     {
         warn!(error = %e, "reconcile: projects are not isolated at the IP level");
     }
-    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
     // Orphans: labelled instances of workloads or releases nobody wants.
-    match engine.list_managed().await {
+    let (busy, serving) = match engine.list_managed().await {
         Ok(instances) => {
+            // Read after the listing, runners first: a runner that ended before `busy` was
+            // taken recorded its outcome first, so `serving` knows its release; one still
+            // running is in `busy`. (Read the other way round, a rollout finishing in between
+            // left its new, routed instance looking unwanted, and it was removed.)
+            let busy: HashSet<WorkloadKey> = state.runners().snapshot();
+            let Some(serving) = serving().await else {
+                return;
+            };
             // Task containers of running executions belong to their runners. Read after the
             // listing: an execution is recorded before its container starts, so a container
             // listed above is either in this set or unwanted.
@@ -467,12 +487,13 @@ pub async fn reconcile(state: &AppState) {
                     }
                 }
             }
+            (busy, serving)
         }
         Err(e) => {
             warn!(error = %e, "reconcile: listing instances failed");
             return;
         }
-    }
+    };
     // Serving releases: make sure they run and are routed (a no-op when they do).
     // Subnets change only when networks do: once per organization and pass, not per workload.
     let orgs: std::collections::BTreeSet<&str> =
@@ -493,6 +514,12 @@ pub async fn reconcile(state: &AppState) {
             }
         };
         route_settings(state, &key, work);
+        // A deployment started since `busy` was taken: its runner rolls the workload out (the
+        // release read above may no longer be the one to serve by the time this rollout would
+        // get the workload's lock, and rolling it out would switch traffic back to it).
+        if state.runners().snapshot().contains(&key) {
+            continue;
+        }
         let before: HashSet<String> = engine
             .instances(&key)
             .await
@@ -634,7 +661,8 @@ pub async fn follow(state: AppState) {
 }
 
 /// Routes the gateway from the store (what serves) and the engine (where it runs), changing
-/// nothing on the engine: each serving release goes to its running instances. While the
+/// nothing on the engine: each serving release goes to its running instances. Followers do
+/// this all along; every server once before its gateway serves (see `Server::run`). While the
 /// leader rolls a workload out, the old release's instances may be gone before the store says
 /// the new one is ready; then whatever runs of that workload is routed.
 pub async fn sync_routes(state: &AppState) {
