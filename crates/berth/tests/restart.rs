@@ -188,7 +188,7 @@ struct Round {
     phase: &'static str,
     /// Server settings that make the phase last until the kill.
     hold: &'static [(&'static str, &'static str)],
-    /// What to deploy: `--tag v1` or `--image REF`.
+    /// What to deploy: `--image REF`.
     deploy: Vec<String>,
     /// The deployment's final status after the restart.
     status: &'static str,
@@ -219,6 +219,8 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
         .to_string();
     let unique = push_unique(&env, "test/web:v2", &repo, &nonce);
     let never_ready = format!("{}/test/never-ready:latest", env.registry);
+    // By image: `--tag` would apply to the component's image, never-ready since round 2.
+    let web = |tag: &str| format!("{}/test/web:{tag}", env.registry);
 
     let base = [("BERTH_READY_TIMEOUT", "20"), ("BERTH_DRAIN_MS", "300")];
     let mut server = ServerProc::start_with(dir.path(), &base);
@@ -257,7 +259,7 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
         Round {
             phase: "switching",
             hold: &[("BERTH_FAULT_HOLD", "switching:120000")],
-            deploy: vec!["--tag".into(), "v1".into()],
+            deploy: vec!["--image".into(), web("v1")],
             status: "ready",
             serves: "hello from v1",
         },
@@ -265,7 +267,7 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
         Round {
             phase: "draining",
             hold: &[("BERTH_DRAIN_MS", "120000")],
-            deploy: vec!["--tag".into(), "v2".into()],
+            deploy: vec!["--image".into(), web("v2")],
             status: "ready",
             serves: "hello from v2",
         },
@@ -333,10 +335,12 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
                 break d;
             }
             let (code, body) = get_body(&url);
-            assert!(
-                code == 200 && body.starts_with("hello from v"),
-                "{phase}: during the resumed rollout the gateway answered {code} {body:?} ({d})"
-            );
+            if !(code == 200 && body.starts_with("hello from v")) {
+                panic!(
+                    "{phase}: during the resumed rollout the gateway answered {code} {body:?} ({d}); server log:\n{}",
+                    server.drain_logs().join("\n")
+                );
+            }
             assert!(Instant::now() < deadline, "{phase}: never finished: {d}");
             std::thread::sleep(Duration::from_millis(100));
         };
