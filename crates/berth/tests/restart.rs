@@ -361,14 +361,14 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let left = loop {
             let left = releases(&component);
-            if left == [serving.clone()] || Instant::now() > deadline {
+            if left == std::slice::from_ref(&serving) || Instant::now() > deadline {
                 break left;
             }
             std::thread::sleep(Duration::from_millis(200));
         };
         assert_eq!(
             left,
-            [serving.clone()],
+            std::slice::from_ref(&serving),
             "{phase}: containers left by release"
         );
         let (code, body) = get_body(&url);
