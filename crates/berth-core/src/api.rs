@@ -581,6 +581,46 @@ impl DeploymentStatus {
     }
 }
 
+/// Where an unfinished rollout is, finer than its status: the console shows it as progress, and
+/// the fault tests kill the server in each one. `null` before the rollout starts and once the
+/// deployment has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentPhase {
+    /// The engine pulls the image.
+    Pulling,
+    /// The new instances start and are probed until ready.
+    Starting,
+    /// The new instances are ready; the gateway switches traffic to them.
+    Switching,
+    /// Traffic goes to the new instances; the old ones finish in-flight requests, then stop.
+    Draining,
+    #[serde(other)]
+    Unknown,
+}
+
+impl DeploymentPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pulling => "pulling",
+            Self::Starting => "starting",
+            Self::Switching => "switching",
+            Self::Draining => "draining",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "pulling" => Self::Pulling,
+            "starting" => Self::Starting,
+            "switching" => Self::Switching,
+            "draining" => Self::Draining,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
@@ -595,6 +635,9 @@ pub struct Deployment {
     pub tag: Option<String>,
     pub digest: String,
     pub status: DeploymentStatus,
+    /// The rollout's phase while it runs (see [`DeploymentPhase`]); absent when finished.
+    #[serde(default)]
+    pub phase: Option<DeploymentPhase>,
     pub reason: Option<String>,
     /// `user`, `ci`, `auto`, `promote`.
     pub trigger: String,

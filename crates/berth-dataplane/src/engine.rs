@@ -28,11 +28,12 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tracing::{debug, instrument};
+use tracing::{debug, instrument, warn};
 
 use crate::{
-    BoxLogStream, DataPlane, EngineInfo, Error, Instance, LogLine, LogStream, LogsOptions, Result,
-    RolloutEvent, RouteSwitch, TaskOutcome, TaskSpec, WorkloadKey, WorkloadSpec,
+    BoxLogStream, DataPlane, DeploymentPhase, EngineInfo, Error, Instance, LogLine, LogStream,
+    LogsOptions, Result, RolloutEvent, RouteSwitch, TaskOutcome, TaskSpec, WorkloadKey,
+    WorkloadSpec,
 };
 
 /// Unix sockets tried, in order, when `DOCKER_HOST` is not set.
@@ -83,6 +84,9 @@ pub struct Engine {
     owner: Option<String>,
     /// One rollout at a time per workload, so two reconcile passes cannot interleave.
     rollouts: std::sync::Mutex<HashMap<WorkloadKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Fault injection: rollouts pause this long when they enter this phase. See
+    /// [`Engine::with_fault_hold`].
+    fault_hold: Option<(DeploymentPhase, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +150,7 @@ impl Engine {
             data_root: PathBuf::from(DEFAULT_DATA_ROOT),
             owner: None,
             rollouts: std::sync::Mutex::new(HashMap::new()),
+            fault_hold: None,
         })
     }
 
@@ -165,6 +170,30 @@ impl Engine {
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = Some(owner.into());
         self
+    }
+
+    /// Fault injection for tests: every rollout pauses for `duration` when it enters `phase`
+    /// (after reporting it), so a test can observe the phase and kill the server in it. Some
+    /// phases last microseconds otherwise (switching, pulling an image the engine has cached).
+    /// Never set in production.
+    #[must_use]
+    pub fn with_fault_hold(mut self, phase: DeploymentPhase, duration: Duration) -> Self {
+        self.fault_hold = Some((phase, duration));
+        self
+    }
+
+    /// Waits out the fault-injection hold of `phase`, if one is set.
+    pub(crate) async fn fault_hold(&self, phase: DeploymentPhase) {
+        if let Some((held, duration)) = self.fault_hold
+            && held == phase
+        {
+            warn!(
+                phase = phase.as_str(),
+                ?duration,
+                "fault injection: holding the rollout"
+            );
+            tokio::time::sleep(duration).await;
+        }
     }
 
     pub(crate) fn owner(&self) -> Option<&str> {

@@ -17,9 +17,9 @@ use std::pin::Pin;
 use thiserror::Error;
 
 pub use spec::{
-    EndpointSpec, FileMount, Instance, InstanceState, LogLine, LogStream, LogsOptions, Probe,
-    ProbeAction, PullAuth, PullPolicy, RolloutEvent, Scaling, TaskOutcome, TaskSchedule, TaskSpec,
-    WorkloadKey, WorkloadKind, WorkloadSpec,
+    DeploymentPhase, EndpointSpec, FileMount, Instance, InstanceState, LogLine, LogStream,
+    LogsOptions, Probe, ProbeAction, PullAuth, PullPolicy, RolloutEvent, Scaling, TaskOutcome,
+    TaskSchedule, TaskSpec, WorkloadKey, WorkloadKind, WorkloadSpec,
 };
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

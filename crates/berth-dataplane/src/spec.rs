@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use berth_core::api::DeploymentPhase;
+
 /// One component in one environment: what a network, a label set and a route belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkloadKey {
@@ -299,16 +301,54 @@ pub struct Instance {
 /// Progress of a rollout or a task, written to the deployment's events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolloutEvent {
-    Pulling { image: String },
-    PullProgress { status: String },
-    Pulled { image: String },
-    Starting { instance: String },
-    Ready { instance: String },
-    ProbeFailed { instance: String, reason: String },
-    Switched { backends: usize },
-    Draining { instance: String },
-    Removed { instance: String },
-    RolledBack { reason: String },
+    Pulling {
+        image: String,
+    },
+    PullProgress {
+        status: String,
+    },
+    Pulled {
+        image: String,
+    },
+    Starting {
+        instance: String,
+    },
+    Ready {
+        instance: String,
+    },
+    ProbeFailed {
+        instance: String,
+        reason: String,
+    },
+    /// Every new instance is ready: traffic switches to them next.
+    Switching {
+        backends: usize,
+    },
+    Switched {
+        backends: usize,
+    },
+    Draining {
+        instance: String,
+    },
+    Removed {
+        instance: String,
+    },
+    RolledBack {
+        reason: String,
+    },
+}
+
+impl RolloutEvent {
+    /// The rollout phase this event starts, if it starts one.
+    pub fn phase(&self) -> Option<DeploymentPhase> {
+        match self {
+            RolloutEvent::Pulling { .. } => Some(DeploymentPhase::Pulling),
+            RolloutEvent::Starting { .. } => Some(DeploymentPhase::Starting),
+            RolloutEvent::Switching { .. } => Some(DeploymentPhase::Switching),
+            RolloutEvent::Draining { .. } => Some(DeploymentPhase::Draining),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RolloutEvent {
@@ -321,6 +361,9 @@ impl std::fmt::Display for RolloutEvent {
             RolloutEvent::Ready { instance } => write!(f, "{instance} is ready"),
             RolloutEvent::ProbeFailed { instance, reason } => {
                 write!(f, "{instance}: readiness probe failed: {reason}")
+            }
+            RolloutEvent::Switching { backends } => {
+                write!(f, "switching traffic to {backends} new instance(s)")
             }
             RolloutEvent::Switched { backends } => {
                 write!(f, "traffic switched to {backends} new instance(s)")

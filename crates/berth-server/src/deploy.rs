@@ -332,11 +332,21 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
             let store = store.clone();
             let id = id.clone();
             tokio::spawn(async move {
+                let mut phase = None;
                 while let Some(event) = rx.recv().await {
                     if matches!(event, RolloutEvent::Pulled { .. }) {
                         let _ = store
                             .set_deployment_status(&id, DeploymentStatus::Starting, None)
                             .await;
+                        phase = None;
+                    }
+                    if let Some(next) = event.phase()
+                        && phase != Some(next)
+                    {
+                        phase = Some(next);
+                        if let Err(e) = store.set_deployment_phase(&id, next).await {
+                            warn!(deployment = %id, error = %e, "recording the phase failed");
+                        }
                     }
                     if let Err(e) = store.add_deployment_event(&id, &event.to_string()).await {
                         warn!(deployment = %id, error = %e, "recording an event failed");
@@ -421,15 +431,19 @@ async fn reconcile_listed(
     listed: Option<Vec<berth_dataplane::Instance>>,
 ) -> usize {
     let Ok(engine) = state.engine() else { return 0 };
-    let serving = match state.store().serving_deployments().await {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "reconcile: reading the store failed");
-            return 0;
-        }
+    let serving = || async {
+        state
+            .store()
+            .serving_deployments()
+            .await
+            .inspect_err(|e| error!(error = %e, "reconcile: reading the store failed"))
+            .ok()
     };
     #[cfg(feature = "kubernetes")]
     if let Some(k8s) = engine.as_kubernetes() {
+        let Some(serving) = serving().await else {
+            return 0;
+        };
         reconcile_kubernetes(state, k8s, &serving).await;
         return serving.len();
     }
@@ -455,6 +469,13 @@ async fn reconcile_listed(
     // A listing passed in may be older than the runners started since (their new instances
     // are not in it): leave those workloads to them too.
     busy.extend(state.runners().snapshot());
+    // What serves is read after the listing and the runners: a runner that ended before the
+    // snapshot recorded its outcome first, so `serving` knows its release; one still running
+    // is in `busy`. (Read the other way round, a rollout finishing in between left its new,
+    // routed instance looking unwanted, and it was removed.)
+    let Some(serving) = serving().await else {
+        return 0;
+    };
     // Task containers of running executions belong to their runners. Read after the listing:
     // an execution is recorded before its container starts, so a container listed above is
     // either in this set or unwanted.
@@ -535,6 +556,12 @@ async fn keep_serving(
         }
     };
     route_settings(state, &key, work);
+    // A deployment started since the pass took `busy`: its runner rolls the workload out (the
+    // release read by the pass may no longer be the one to serve by the time this rollout
+    // would get the workload's lock, and rolling it out would switch traffic back to it).
+    if state.runners().snapshot().contains(&key) {
+        return;
+    }
     let before: HashSet<&str> = listed
         .iter()
         .filter(|i| i.key == key && i.release == work.deployment.id)
@@ -687,7 +714,8 @@ pub async fn follow(state: AppState) {
 }
 
 /// Routes the gateway from the store (what serves) and the engine (where it runs), changing
-/// nothing on the engine: each serving release goes to its running instances. While the
+/// nothing on the engine: each serving release goes to its running instances. Followers do
+/// this all along; every server once before its gateway serves (see `Server::run`). While the
 /// leader rolls a workload out, the old release's instances may be gone before the store says
 /// the new one is ready; then whatever runs of that workload is routed. Returns the engine's
 /// listing it routed from.

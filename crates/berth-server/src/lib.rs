@@ -46,6 +46,8 @@ use crate::error::REQUEST_ID;
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+/// How long a starting server waits for the engine to say what runs before its gateway serves.
+const INITIAL_ROUTES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How `berth serve` is configured (flags and `BERTH_*` variables, parsed by the CLI).
 #[derive(Debug, Clone)]
@@ -65,6 +67,9 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// How long old instances keep serving in-flight requests after the switch.
     pub drain: Duration,
+    /// Fault injection for tests: rollouts pause this long in this phase (see
+    /// [`berth_dataplane::engine::Engine::with_fault_hold`]). `None` in production.
+    pub fault_hold: Option<(berth_core::api::DeploymentPhase, Duration)>,
     /// Base URL clients and CI reach the API at (status URLs, CI snippets); `None` =
     /// `http://<listen address>`.
     pub public_url: Option<String>,
@@ -111,6 +116,7 @@ impl Default for Config {
             internal_gateway_listen: SocketAddr::from(([0, 0, 0, 0], 7481)),
             ready_timeout: Duration::from_secs(120),
             drain: Duration::from_secs(10),
+            fault_hold: None,
             public_url: None,
             ci_rate_per_minute: api::ci::HOOK_REQUESTS_PER_MINUTE,
             database_url: None,
@@ -415,11 +421,13 @@ impl Server {
             DataPlaneKind::Engine => discover_endpoint(config.engine.as_deref())
                 .and_then(|endpoint| Engine::connect(&endpoint))
                 .map(|engine| {
-                    Plane::Engine(
-                        engine
-                            .with_data_root(config.data_dir.join("mounts"))
-                            .with_owner(server_id),
-                    )
+                    let engine = engine
+                        .with_data_root(config.data_dir.join("mounts"))
+                        .with_owner(server_id);
+                    Plane::Engine(match config.fault_hold {
+                        Some((phase, duration)) => engine.with_fault_hold(phase, duration),
+                        None => engine,
+                    })
                 })
                 .map_err(|e| e.to_string()),
             #[cfg(feature = "kubernetes")]
@@ -502,6 +510,16 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
+        // Route what runs before the gateway answers: the reconciler leaves workloads with a
+        // runner alone, so after a restart in the middle of a rollout the release that still
+        // served answered 404 until the resumed rollout finished (a release that never gets
+        // ready: its whole ready timeout). Connections wait in the listen backlog meanwhile.
+        if tokio::time::timeout(INITIAL_ROUTES_TIMEOUT, deploy::sync_routes(&self.state))
+            .await
+            .is_err()
+        {
+            warn!("routing what runs took too long; the reconciler routes it later");
+        }
         self.state
             .gateway()
             .clone()

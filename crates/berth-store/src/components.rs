@@ -1,7 +1,8 @@
 //! Components, releases, deployments and their events.
 
 use berth_core::api::{
-    Component, ComponentType, Deployment, DeploymentEvent, DeploymentStatus, PreviousImage,
+    Component, ComponentType, Deployment, DeploymentEvent, DeploymentPhase, DeploymentStatus,
+    PreviousImage,
 };
 use sqlx::Row;
 
@@ -74,7 +75,8 @@ const COMPONENT_SELECT: &str = "SELECT o.name AS org_name, p.name AS project_nam
 
 const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS project_name,
     c.name AS component_name, c.type AS component_type, e.name AS env_name, d.release_id,
-    r.repository, r.tag, r.digest, r.port, r.endpoints, g.name AS registry_name, d.status, d.reason,
+    r.repository, r.tag, r.digest, r.port, r.endpoints, g.name AS registry_name, d.status, d.phase,
+    d.reason,
     d.trigger, d.actor, d.created_at, d.updated_at
     FROM deployments d JOIN components c ON c.id = d.component_id
     JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id
@@ -103,6 +105,7 @@ fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
     let repository: String = row.try_get("repository")?;
     let digest: String = row.try_get("digest")?;
     let status: String = row.try_get("status")?;
+    let phase: Option<String> = row.try_get("phase")?;
     let kind: String = row.try_get("component_type")?;
     let port: Option<i64> = row.try_get("port")?;
     let registry: String = row.try_get("registry_name")?;
@@ -118,6 +121,7 @@ fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
             tag: row.try_get("tag")?,
             digest,
             status: DeploymentStatus::parse(&status),
+            phase: phase.as_deref().map(DeploymentPhase::parse),
             reason: row.try_get("reason")?,
             trigger: row.try_get("trigger")?,
             actor: row.try_get("actor")?,
@@ -470,8 +474,9 @@ impl Store {
         rows.iter().map(work_from_row).collect()
     }
 
-    /// Sets a deployment's status (and reason), with an event saying so. When it becomes
-    /// `ready`, the deployment it replaced in that environment becomes `superseded`.
+    /// Sets a deployment's status (and reason), with an event saying so, and clears its phase
+    /// (the rollout records the next one as it gets there). When it becomes `ready`, the
+    /// deployment it replaced in that environment becomes `superseded`.
     pub async fn set_deployment_status(
         &self,
         id: &str,
@@ -480,7 +485,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let at = now();
-        sqlx::query("UPDATE deployments SET status = $1, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4")
+        sqlx::query("UPDATE deployments SET status = $1, phase = NULL, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(&at)
@@ -511,6 +516,21 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records where an unfinished deployment's rollout is. A finished deployment keeps no
+    /// phase: the update does nothing then (a late event of an interrupted rollout).
+    pub async fn set_deployment_phase(&self, id: &str, phase: DeploymentPhase) -> Result<()> {
+        sqlx::query(
+            "UPDATE deployments SET phase = $1, updated_at = $2
+             WHERE id = $3 AND status IN ('pending', 'pulling', 'starting')",
+        )
+        .bind(phase.as_str())
+        .bind(now())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -811,10 +831,34 @@ mod tests {
         let serving = store.serving_deployments().await.unwrap();
         assert_eq!(serving.len(), 1);
         assert_eq!(serving[0].deployment.id, d1.id);
+        // The phase is recorded while the rollout runs and cleared by the next status.
+        let phase_of = |id: String| {
+            let store = &store;
+            async move {
+                let d = store.get_deployment(&id).await.unwrap().unwrap();
+                d.deployment.phase
+            }
+        };
+        assert_eq!(phase_of(d2.id.clone()).await, None);
+        store
+            .set_deployment_phase(&d2.id, DeploymentPhase::Draining)
+            .await
+            .unwrap();
+        assert_eq!(
+            phase_of(d2.id.clone()).await,
+            Some(DeploymentPhase::Draining)
+        );
         store
             .set_deployment_status(&d2.id, DeploymentStatus::Ready, None)
             .await
             .unwrap();
+        assert_eq!(phase_of(d2.id.clone()).await, None);
+        // A late event of a finished rollout leaves it without a phase.
+        store
+            .set_deployment_phase(&d2.id, DeploymentPhase::Draining)
+            .await
+            .unwrap();
+        assert_eq!(phase_of(d2.id.clone()).await, None);
         let serving = store.serving_deployments().await.unwrap();
         assert_eq!(serving[0].deployment.id, d2.id);
         let d1_now = store.get_deployment(&d1.id).await.unwrap().unwrap();

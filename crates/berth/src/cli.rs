@@ -213,6 +213,10 @@ pub struct ServeArgs {
     /// Milliseconds old instances keep serving in-flight requests after traffic switched.
     #[arg(long, env = "BERTH_DRAIN_MS", default_value_t = 10_000)]
     pub drain_ms: u64,
+    /// Fault injection for tests only: every rollout pauses MS milliseconds when it enters
+    /// PHASE (pulling, starting, switching or draining), e.g. `switching:30000`.
+    #[arg(long, env = "BERTH_FAULT_HOLD", hide = true, value_name = "PHASE:MS", value_parser = parse_fault_hold)]
+    pub fault_hold: Option<FaultHold>,
     /// Base URL clients and CI reach the API at, e.g. https://berth.example.com (status URLs,
     /// CI snippets); default: http://<listen address>.
     #[arg(long, env = "BERTH_PUBLIC_URL")]
@@ -265,6 +269,32 @@ pub struct ServeArgs {
 pub enum DataPlaneArg {
     Engine,
     Kubernetes,
+}
+
+/// A rollout phase and how long rollouts pause in it (`--fault-hold`).
+#[derive(Debug, Clone, Copy)]
+pub struct FaultHold(
+    pub berth_core::api::DeploymentPhase,
+    pub std::time::Duration,
+);
+
+fn parse_fault_hold(s: &str) -> Result<FaultHold, String> {
+    use berth_core::api::DeploymentPhase;
+    let (phase, ms) = s
+        .split_once(':')
+        .ok_or("expected PHASE:MS, e.g. switching:30000")?;
+    let phase = match DeploymentPhase::parse(phase) {
+        DeploymentPhase::Unknown => {
+            return Err(format!(
+                "unknown phase {phase:?} (pulling, starting, switching, draining)"
+            ));
+        }
+        known => known,
+    };
+    let ms: u64 = ms
+        .parse()
+        .map_err(|_| format!("{ms:?} is not a number of milliseconds"))?;
+    Ok(FaultHold(phase, std::time::Duration::from_millis(ms)))
 }
 
 fn parse_secret(s: &str) -> Result<berth_core::Secret, String> {

@@ -1291,6 +1291,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         internal_gateway_listen: args.internal_gateway_listen,
         ready_timeout: std::time::Duration::from_secs(args.ready_timeout),
         drain: std::time::Duration::from_millis(args.drain_ms),
+        fault_hold: args.fault_hold.map(|h| (h.0, h.1)),
         ci_rate_per_minute: args.ci_rate_per_minute,
         gateway_workers: args.gateway_workers,
         public_url: args.public_url,

@@ -41,6 +41,7 @@ impl Engine {
         let _ = events.send(RolloutEvent::Pulling {
             image: image.to_owned(),
         });
+        self.fault_hold(crate::DeploymentPhase::Pulling).await;
         let mut options = CreateImageOptionsBuilder::default().from_image(image);
         if !has_tag_or_digest(image) {
             // Without a tag the engine would pull every tag of the repository.

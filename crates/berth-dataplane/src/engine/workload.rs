@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 
 use super::{Client, Engine, label, mounts, probe};
 use crate::{
-    Error, Instance, InstanceState, ProbeAction, Result, RolloutEvent, RouteSwitch, WorkloadKey,
-    WorkloadSpec,
+    DeploymentPhase, Error, Instance, InstanceState, ProbeAction, Result, RolloutEvent,
+    RouteSwitch, WorkloadKey, WorkloadSpec,
 };
 
 /// How often readiness is checked when the spec has no probe.
@@ -604,6 +604,13 @@ pub(crate) async fn rollout(
     let instances: Vec<Instance> = slots.into_iter().flatten().collect();
 
     let backends: Vec<SocketAddr> = instances.iter().filter_map(|i| i.address).collect();
+    let _ = events.send(RolloutEvent::Switching {
+        backends: backends.len(),
+    });
+    if !missing.is_empty() {
+        // Only a switch to new instances (the reconciler's no-op rollouts switch too).
+        engine.fault_hold(DeploymentPhase::Switching).await;
+    }
     routes.switch(&spec.key, &backends);
     let _ = events.send(RolloutEvent::Switched {
         backends: backends.len(),
@@ -648,6 +655,7 @@ async fn start_new(
         let _ = events.send(RolloutEvent::Starting {
             instance: name.clone(),
         });
+        engine.fault_hold(DeploymentPhase::Starting).await;
         match engine.create_and_start(c, spec, &plan).await {
             Ok(info) => match instance_from_inspect(&info) {
                 Some(instance) => fresh.push(instance),
@@ -731,6 +739,7 @@ async fn drain(
             instance: x.name.clone(),
         });
     }
+    engine.fault_hold(DeploymentPhase::Draining).await;
     tokio::time::sleep(spec.drain).await;
     let removals = old.iter().map(|x| async move {
         engine.remove_container(c, &x.id, DRAIN_STOP_GRACE).await?;
