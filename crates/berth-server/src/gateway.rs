@@ -13,33 +13,24 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::uri::{Authority, PathAndQuery};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_dataplane::{RouteSwitch, WorkloadKey};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tracing::{debug, info, warn};
+
+mod upstream;
 
 /// How long an upstream may take to answer (headers).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
-thread_local! {
-    /// One upstream connection pool per thread: a gateway worker (a single-threaded runtime)
-    /// reuses only connections its own event loop drives, and threads never contend for a pool.
-    static UPSTREAM: Client<HttpConnector, Body> = {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector)
-    };
-}
-
 #[derive(Debug, Clone, Default)]
 struct Route {
     backends: Vec<SocketAddr>,
+    /// `backends` as URI authorities (made once per switch, not per request).
+    authorities: Vec<Authority>,
+    /// `X-Forwarded-Prefix` of path-routed requests: `/<org>/<project>/<component>/<env>`.
+    prefix: Option<HeaderValue>,
     /// Host-routed (web app) rather than path-routed.
     web_app: bool,
     /// Contexts of the Public endpoints; `None` = no endpoints file, everything is routed.
@@ -72,15 +63,25 @@ struct Table {
     routes: HashMap<WorkloadKey, Route>,
     /// `component-project-env.org.localhost` → key, for web apps.
     hosts: HashMap<String, WorkloadKey>,
+    /// `org/project/component/env` → key, so a request finds its route without allocating.
+    paths: HashMap<String, WorkloadKey>,
 }
 
 impl Table {
-    fn rebuild_hosts(&mut self) {
+    fn rebuild_index(&mut self) {
         self.hosts = self
             .routes
             .iter()
             .filter(|(_, r)| r.web_app)
             .map(|(k, _)| (web_app_host(k), k.clone()))
+            .collect();
+        self.paths = self
+            .routes
+            .keys()
+            .map(|k| {
+                let path = format!("{}/{}/{}/{}", k.org, k.project, k.component, k.env);
+                (path, k.clone())
+            })
             .collect();
     }
 }
@@ -157,9 +158,10 @@ impl Gateway {
         let mut next = Table {
             routes: guard.routes.clone(),
             hosts: HashMap::new(),
+            paths: HashMap::new(),
         };
         f(&mut next);
-        next.rebuild_hosts();
+        next.rebuild_index();
         *guard = Arc::new(next);
     }
 
@@ -277,6 +279,9 @@ impl Gateway {
 
     /// The schema published at `path` (e.g. `/api/openapi`) of a workload, if any.
     fn schema_at(&self, key: &WorkloadKey, path: &str) -> Option<(String, String)> {
+        if !path.ends_with("/openapi") {
+            return None;
+        }
         let schemas = self
             .schemas
             .read()
@@ -334,9 +339,8 @@ impl Gateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(format!("http://host.containers.internal:{}", addr.port()));
         info!(%addr, "internal gateway listening on http://{addr}");
-        let app = axum::Router::new()
-            .fallback(proxy_internal)
-            .with_state(self);
+        // The handler as the whole service: no router in front of it.
+        let app = axum::handler::Handler::with_state(proxy_internal, self);
         // Small proxied answers must not wait for Nagle's algorithm.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -436,7 +440,9 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         debug!(%addr, "gateway event loop listening on http://{addr}");
-        let app = axum::Router::new().fallback(proxy).with_state(self);
+        // The handler as the whole service: no router in front of it (one boxed future per
+        // request instead of a route lookup and a cloned boxed service).
+        let app = axum::handler::Handler::with_state(proxy, self);
         // Small proxied answers must not wait for Nagle's algorithm.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -477,6 +483,15 @@ impl RouteSwitch for Gateway {
                 key.clone(),
                 Route {
                     backends: backends.to_vec(),
+                    authorities: backends
+                        .iter()
+                        .filter_map(|b| Authority::try_from(b.to_string()).ok())
+                        .collect(),
+                    prefix: HeaderValue::try_from(format!(
+                        "/{}/{}/{}/{}",
+                        key.org, key.project, key.component, key.env
+                    ))
+                    .ok(),
                     web_app,
                     contexts,
                     org_contexts,
@@ -492,28 +507,36 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only and never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -600,7 +623,7 @@ async fn proxy_internal(
         &table,
         client,
         req,
-        key,
+        &key,
         format!("{rest}{query}"),
         None,
     )
@@ -623,13 +646,16 @@ fn exposed(contexts: Option<&Vec<String>>, path: &str) -> bool {
     };
     contexts.iter().any(|c| {
         let c = c.trim_end_matches('/');
-        c.is_empty() || path == c || path.starts_with(&format!("{c}/"))
+        c.is_empty()
+            || path
+                .strip_prefix(c)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
 }
 
 /// Finds the route: web app by host, else service by path. Returns the key and the path to
 /// send upstream; `None` also when the path is under no Public endpoint's context.
-fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, String)> {
+fn route<'t>(table: &'t Table, host: Option<&str>, uri: &Uri) -> Option<(&'t WorkloadKey, String)> {
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     if let Some(host) = host {
         let name = host
@@ -638,26 +664,32 @@ fn route(table: &Table, host: Option<&str>, uri: &Uri) -> Option<(WorkloadKey, S
             .to_ascii_lowercase();
         if let Some(key) = table.hosts.get(&name) {
             let contexts = table.routes.get(key).and_then(|r| r.contexts.as_ref());
-            return exposed(contexts, uri.path()).then(|| (key.clone(), path_and_query.to_owned()));
+            return exposed(contexts, uri.path()).then(|| (key, path_and_query.to_owned()));
         }
     }
-    let mut parts = uri.path().trim_start_matches('/').splitn(5, '/');
-    let key = WorkloadKey {
-        org: parts.next()?.to_owned(),
-        project: parts.next()?.to_owned(),
-        component: parts.next()?.to_owned(),
-        env: parts.next()?.to_owned(),
-    };
-    let route = table.routes.get(&key)?;
+    // `/<org>/<project>/<component>/<env>[/rest]`: the key is the first four segments.
+    let path = uri.path().trim_start_matches('/');
+    let end = path
+        .match_indices('/')
+        .nth(3)
+        .map_or(path.len(), |(i, _)| i);
+    let key = table.paths.get(&path[..end])?;
+    let route = table.routes.get(key)?;
     if route.web_app {
         return None;
     }
-    let rest = format!("/{}", parts.next().unwrap_or(""));
-    if !exposed(route.contexts.as_ref(), &rest) {
+    let rest = path.get(end + 1..).unwrap_or("");
+    let mut upstream = String::with_capacity(rest.len() + 2 + uri.query().map_or(0, str::len));
+    upstream.push('/');
+    upstream.push_str(rest);
+    if !exposed(route.contexts.as_ref(), &upstream) {
         return None;
     }
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    Some((key, format!("{rest}{query}")))
+    if let Some(q) = uri.query() {
+        upstream.push('?');
+        upstream.push_str(q);
+    }
+    Some((key, upstream))
 }
 
 async fn proxy(
@@ -666,13 +698,13 @@ async fn proxy(
     req: Request,
 ) -> Response {
     let table = gw.snapshot();
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let Some((key, upstream_path)) = route(&table, host.as_deref(), req.uri()) else {
+    let host = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let host_name = host.as_ref().and_then(|h| h.to_str().ok());
+    let Some((key, upstream_path)) = route(&table, host_name, req.uri()) else {
         return error(
             StatusCode::NOT_FOUND,
             "no_route",
@@ -684,7 +716,7 @@ async fn proxy(
     };
     let path = upstream_path.split('?').next().unwrap_or("/");
     if req.method() == axum::http::Method::GET
-        && let Some((name, content)) = gw.schema_at(&key, path)
+        && let Some((name, content)) = gw.schema_at(key, path)
     {
         let content_type = if name.ends_with(".json") {
             "application/json"
@@ -707,11 +739,11 @@ async fn forward(
     table: &Table,
     client: SocketAddr,
     mut req: Request,
-    key: WorkloadKey,
+    key: &WorkloadKey,
     upstream_path: String,
-    host: Option<String>,
+    host: Option<HeaderValue>,
 ) -> Response {
-    let route = &table.routes[&key];
+    let route = &table.routes[key];
     let backends = &route.backends;
     if backends.is_empty() {
         return error(
@@ -720,9 +752,11 @@ async fn forward(
             format!("{key} has no ready instance"),
         );
     }
-    let backend = backends[gw.next.fetch_add(1, Ordering::Relaxed) % backends.len()];
-    let uri: Uri = match format!("http://{backend}{upstream_path}").parse() {
-        Ok(u) => u,
+    let i = gw.next.fetch_add(1, Ordering::Relaxed) % backends.len();
+    let backend = backends[i];
+    // Origin-form (`/path?query`): the request goes straight to the instance.
+    let uri = match PathAndQuery::try_from(upstream_path.as_str()) {
+        Ok(p) => Uri::from(p),
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -731,7 +765,6 @@ async fn forward(
             );
         }
     };
-    let prefix = format!("/{}/{}/{}/{}", key.org, key.project, key.component, key.env);
     let started = std::time::Instant::now();
     let method = req.method().clone();
     // An upgrade (WebSocket) keeps its two hop-by-hop headers and becomes a tunnel.
@@ -749,32 +782,43 @@ async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, u.clone());
     }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {}", client.ip()),
         None => client.ip().to_string(),
     };
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
-    set("x-forwarded-for", &forwarded_for);
-    set("x-forwarded-proto", "http");
-    if let Some(h) = &host {
-        set("x-forwarded-host", h);
+    if let Ok(v) = HeaderValue::try_from(forwarded_for) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    set("x-forwarded-prefix", &prefix);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match host {
+        Some(h) => {
+            // HTTP/2 clients send no Host header (the authority is in the URI): HTTP/1 needs one.
+            if !headers.contains_key(header::HOST) {
+                headers.insert(header::HOST, h.clone());
+            }
+            headers.insert(X_FORWARDED_HOST, h);
+        }
+        None => {
+            if !headers.contains_key(header::HOST)
+                && let Some(a) = route.authorities.get(i)
+                && let Ok(v) = HeaderValue::from_str(a.as_str())
+            {
+                headers.insert(header::HOST, v);
+            }
+        }
+    }
+    if let Some(prefix) = &route.prefix {
+        headers.insert(X_FORWARDED_PREFIX, prefix.clone());
+    }
     *req.uri_mut() = uri;
     *req.version_mut() = axum::http::Version::HTTP_11;
-    let upstream = UPSTREAM.with(|client| client.request(req));
+    let upstream = upstream::send(backend, req);
     match tokio::time::timeout(UPSTREAM_TIMEOUT, upstream).await {
         Ok(Ok(mut resp)) => {
-            route
-                .stats
-                .record(resp.status().as_u16(), started.elapsed().as_millis() as u64);
+            let ms = started.elapsed().as_millis() as u64;
+            route.stats.record(resp.status().as_u16(), ms);
             info!(target: "berth::gateway::access", %key, %backend, %method,
-                path = %upstream_path, status = resp.status().as_u16(),
-                ms = started.elapsed().as_millis() as u64, "proxied");
+                path = %upstream_path, status = resp.status().as_u16(), ms, "proxied");
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
             {
@@ -795,7 +839,7 @@ async fn forward(
             }
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, body)
         }
         Ok(Err(e)) => {
             route
@@ -845,7 +889,7 @@ mod tests {
             .parse()
             .unwrap();
         let (k, path) = route(&t, Some("127.0.0.1:7480"), &uri).unwrap();
-        assert_eq!(k, key("api"));
+        assert_eq!(*k, key("api"));
         assert_eq!(path, "/v1/items?x=1");
         let uri: Uri = "/default/shop/api/development".parse().unwrap();
         assert_eq!(route(&t, None, &uri).unwrap().1, "/");
@@ -856,7 +900,7 @@ mod tests {
             &uri,
         )
         .unwrap();
-        assert_eq!(k, key("site"));
+        assert_eq!(*k, key("site"));
         assert_eq!(path, "/index.html");
         // Web apps are not reachable by path, unknown keys not at all.
         let uri: Uri = "/default/shop/site/development/".parse().unwrap();
