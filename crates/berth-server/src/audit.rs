@@ -115,6 +115,9 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 301);
-        assert!(rows.iter().all(|r| r.path == "/api/v1/hooks/deploy" && r.status == 200));
+        assert!(
+            rows.iter()
+                .all(|r| r.path == "/api/v1/hooks/deploy" && r.status == 200)
+        );
     }
 }

@@ -278,7 +278,10 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let component = component_from_row(&row)?;
         let first_environment: Option<String> = row.try_get("first_environment")?;
-        let latest = match (row.try_get::<Option<String>, _>("d_id")?, &first_environment) {
+        let latest = match (
+            row.try_get::<Option<String>, _>("d_id")?,
+            &first_environment,
+        ) {
             (Some(id), Some(env)) => {
                 let repository: String = row.try_get("d_repository")?;
                 let digest: String = row.try_get("d_digest")?;

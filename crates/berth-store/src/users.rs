@@ -279,4 +279,49 @@ mod tests {
         assert_eq!(rows[0].status, 409);
         assert_eq!(rows[1].status, 201);
     }
+
+    /// A batch bigger than one statement: every row once, in the order given, with its own
+    /// time and fields.
+    #[tokio::test]
+    async fn audit_rows_in_batches() {
+        let store = crate::test_store().await;
+        store.insert_audit_rows(&[]).await.unwrap();
+        let batch: Vec<AuditRow> = (0..250)
+            .map(|n| AuditRow {
+                at: format!("2026-01-01T00:00:{:02}.{n:03}Z", n % 60),
+                actor: format!("ci:web/t{n}"),
+                method: "POST".into(),
+                path: "/api/v1/hooks/deploy".into(),
+                status: 200 + u16::try_from(n % 3).unwrap(),
+                request_id: format!("r{n}"),
+                source: "127.0.0.1".into(),
+            })
+            .collect();
+        store.insert_audit_rows(&batch).await.unwrap();
+        let mut rows = store.list_audit(1000).await.unwrap();
+        rows.reverse();
+        assert_eq!(rows.len(), 250);
+        for (row, want) in rows.iter().zip(&batch) {
+            assert_eq!(
+                (
+                    row.at.as_str(),
+                    row.actor.as_str(),
+                    row.method.as_str(),
+                    row.path.as_str(),
+                    row.status,
+                    row.request_id.as_str(),
+                    row.source.as_str()
+                ),
+                (
+                    want.at.as_str(),
+                    want.actor.as_str(),
+                    want.method.as_str(),
+                    want.path.as_str(),
+                    i64::from(want.status),
+                    want.request_id.as_str(),
+                    want.source.as_str()
+                )
+            );
+        }
+    }
 }

@@ -704,7 +704,10 @@ fn concurrent_webhook_calls_deploy_once_and_are_all_audited() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProc::start_with(
         dir.path(),
-        &[("BERTH_DRAIN_MS", "0"), ("BERTH_CI_RATE_PER_MINUTE", "1000")],
+        &[
+            ("BERTH_DRAIN_MS", "0"),
+            ("BERTH_CI_RATE_PER_MINUTE", "1000"),
+        ],
     );
     ok(cli_stdin(
         &server,
@@ -776,7 +779,12 @@ fn concurrent_webhook_calls_deploy_once_and_are_all_audited() {
     // A new digest from 24 clients at once: one deployment.
     let first = burst(json!({ "tag": "v1" }));
     let created: Vec<&Answer> = first.iter().filter(|a| a.status == 202).collect();
-    assert_eq!(created.len(), 1, "{:?}", first.iter().map(|a| &a.body).collect::<Vec<_>>());
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        first.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
     let id = created[0].body["deploymentId"].clone();
     for a in &first {
         assert!(matches!(a.status, 200 | 202), "{}", a.body);
@@ -790,7 +798,9 @@ fn concurrent_webhook_calls_deploy_once_and_are_all_audited() {
     let digest = created[0].body["digest"].as_str().unwrap().to_owned();
     let again = burst(json!({ "digest": digest }));
     assert!(
-        again.iter().all(|a| a.status == 200 && a.body["deploymentId"] == id),
+        again
+            .iter()
+            .all(|a| a.status == 200 && a.body["deploymentId"] == id),
         "{:?}",
         again.iter().map(|a| &a.body).collect::<Vec<_>>()
     );

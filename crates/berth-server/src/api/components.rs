@@ -11,9 +11,7 @@ use berth_core::reference::{ImageRef, validate_tag};
 use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
-use berth_store::{
-    ComponentRef, DeployContext, NewComponent, NewRelease, Origin, ReleaseChoice,
-};
+use berth_store::{ComponentRef, DeployContext, NewComponent, NewRelease, Origin, ReleaseChoice};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
