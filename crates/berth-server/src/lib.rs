@@ -160,6 +160,9 @@ struct Inner {
         std::sync::Mutex<std::collections::HashMap<String, Arc<berth_registry::RegistryClient>>>,
     /// Group commit of the deploy webhook's audit rows.
     audit: audit::AuditWriter,
+    /// Concurrent deploy requests for one component share their read of its deploy context
+    /// (`api::components::deploy_context`).
+    deploy_contexts: api::components::ContextReads,
     /// One lock per component, held while a deploy request decides that its digest is new and
     /// creates the deployment: concurrent requests for one new digest create one deployment.
     deploy_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -207,6 +210,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 audit,
                 deploy_locks: std::sync::Mutex::default(),
+                deploy_contexts: api::components::ContextReads::default(),
                 store,
                 engine,
                 config,
@@ -255,6 +259,10 @@ impl AppState {
 
     pub(crate) fn audit(&self) -> &audit::AuditWriter {
         &self.inner.audit
+    }
+
+    pub(crate) fn deploy_contexts(&self) -> &api::components::ContextReads {
+        &self.inner.deploy_contexts
     }
 
     /// The creation lock of `key`'s component (see `Inner::deploy_locks`).

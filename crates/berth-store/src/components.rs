@@ -158,13 +158,22 @@ impl Store {
 
     /// The id of a component, or NotFound naming the first missing level.
     pub async fn component_id(&self, org: &str, project: &str, name: &str) -> Result<String> {
-        let project_id = self.project_id(org, project).await?;
-        sqlx::query_scalar("SELECT id FROM components WHERE project_id = $1 AND name = $2")
-            .bind(&project_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| Error::not_found("component", name))
+        // One query when it exists (most calls); the levels one by one only to name what is
+        // missing.
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT c.id FROM components c JOIN projects p ON p.id = c.project_id
+             JOIN orgs o ON o.id = p.org_id WHERE o.name = $1 AND p.name = $2 AND c.name = $3",
+        )
+        .bind(org)
+        .bind(project)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        self.project_id(org, project).await?;
+        Err(Error::not_found("component", name))
     }
 
     async fn registry_id(&self, org: &str, registry: &str) -> Result<String> {

@@ -375,8 +375,26 @@ pub enum DeployWhat {
     Previous(String),
 }
 
+/// A shared read of a deploy context failed (each caller then reads alone, for its own error).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedReadFailed;
+
+impl From<berth_registry::Canceled> for SharedReadFailed {
+    fn from(_: berth_registry::Canceled) -> Self {
+        Self
+    }
+}
+
+/// Shared reads of deploy contexts, per (org, project, component).
+pub type ContextReads =
+    berth_registry::Coalescer<(String, String, String), Option<DeployContext>, SharedReadFailed>;
+
 /// What deploying `target` needs to know, in one query (see `Store::deploy_context`); a 404
 /// naming the missing project or component.
+///
+/// Concurrent calls for one component share that query (a burst of webhook calls costs a few
+/// reads, not one each). A call is only answered by a read that started after it asked, so it
+/// sees every deployment created before it arrived, as a read of its own would.
 pub(crate) async fn deploy_context(
     state: &AppState,
     target: ComponentRef<'_>,
@@ -386,7 +404,26 @@ pub(crate) async fn deploy_context(
         project,
         component: name,
     } = target;
-    if let Some(context) = state.store().deploy_context(org, project, name).await? {
+    let store = state.store().clone();
+    let key = (org.to_owned(), project.to_owned(), name.to_owned());
+    let shared = state
+        .deploy_contexts()
+        .run(key.clone(), move || {
+            let (store, (org, project, name)) = (store.clone(), key.clone());
+            async move {
+                store
+                    .deploy_context(&org, &project, &name)
+                    .await
+                    .map_err(|_| SharedReadFailed)
+            }
+        })
+        .await;
+    let found = match shared {
+        Ok(found) => found,
+        // Read again alone: the error is this call's, with its precise status.
+        Err(SharedReadFailed) => state.store().deploy_context(org, project, name).await?,
+    };
+    if let Some(context) = found {
         return Ok(context);
     }
     // Which level is missing, in the words of every other route.
