@@ -19,5 +19,7 @@ pub use client::{
     Credentials, MediaType, Platform, RegistryClient, RegistryOptions, Resolved, TestStep,
     test_connection,
 };
+/// Also used by the server to share database reads among concurrent webhook calls.
+pub use coalesce::{Canceled, Coalescer};
 pub use error::{Error, Result, Step};
 pub use guard::SsrfPolicy;

@@ -5,6 +5,7 @@
 //! Business rules that do not need I/O belong in berth-core; this crate wires them to the world.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod auto_deploy;
 pub mod console;
@@ -163,6 +164,14 @@ struct Inner {
     /// Registry clients by settings fingerprint (see `api::registries::client_for`).
     registry_clients:
         std::sync::Mutex<std::collections::HashMap<String, Arc<berth_registry::RegistryClient>>>,
+    /// Group commit of the deploy webhook's audit rows.
+    audit: audit::AuditWriter,
+    /// Concurrent deploy requests for one component share their read of its deploy context
+    /// (`api::components::deploy_context`).
+    deploy_contexts: api::components::ContextReads,
+    /// One lock per component, held while a deploy request decides that its digest is new and
+    /// creates the deployment: concurrent requests for one new digest create one deployment.
+    deploy_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Settings the services read at run time.
@@ -202,8 +211,12 @@ impl AppState {
         // The only server of a SQLite store leads from the start; on PostgreSQL the lock
         // decides (`leader::start`).
         let leading = store.backend() == berth_store::Backend::Sqlite;
+        let audit = audit::AuditWriter::new(store.clone());
         Self {
             inner: Arc::new(Inner {
+                audit,
+                deploy_locks: std::sync::Mutex::default(),
+                deploy_contexts: api::components::ContextReads::default(),
                 store,
                 engine,
                 config,
@@ -248,6 +261,29 @@ impl AppState {
 
     pub fn leadership(&self) -> &leader::Leadership {
         &self.inner.leadership
+    }
+
+    pub(crate) fn audit(&self) -> &audit::AuditWriter {
+        &self.inner.audit
+    }
+
+    pub(crate) fn deploy_contexts(&self) -> &api::components::ContextReads {
+        &self.inner.deploy_contexts
+    }
+
+    /// The creation lock of `key`'s component (see `Inner::deploy_locks`).
+    pub(crate) fn deploy_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .deploy_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Drop the locks nobody holds now and then: the map stays as small as the set of
+        // components being deployed.
+        if locks.len() > 1000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key.to_owned()).or_default().clone()
     }
 
     pub(crate) fn ci_limiter(&self) -> &api::ci::RateLimiter {

@@ -1,13 +1,31 @@
 //! CI tokens: bound to one component, shown once, only their SHA-256 hash stored. Lookup works
 //! like [`Store::authenticate`]: candidates by public prefix, hashes compared in constant time.
+//! Tokens that authenticated are kept in memory for a while (see [`CiTokenCache`]), so the deploy
+//! webhook's usual call reads no row to authenticate.
 //! Also the stored answers of the deploy webhook per idempotency key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use berth_core::api::CiToken;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use crate::tokens::{TokenKind, generate_token, hash_token, prefix_of};
-use crate::{ComponentRef, Error, Result, Store, new_id, now};
+use crate::{Backend, ComponentRef, Error, Result, Store, new_id, now};
+
+/// How long a CI token read from SQLite is trusted before it is read again. The only server of
+/// a SQLite database revokes and deletes through this store, which drops its cached tokens at
+/// once; re-reading is only a safety net for a change made behind its back.
+pub const CI_TOKEN_RECHECK_SQLITE: Duration = Duration::from_secs(30);
+
+/// How long a CI token read from PostgreSQL is trusted before it is read again: another server
+/// of the database may revoke it, and its revocation must bite here within this bound.
+pub const CI_TOKEN_RECHECK_POSTGRES: Duration = Duration::from_secs(1);
+
+/// More cached tokens than this (there are never so many in use) and the cache starts over.
+const CI_TOKEN_CACHE_MAX: usize = 10_000;
 
 /// How long an idempotency key's answer is replayed.
 pub const IDEMPOTENCY_WINDOW_HOURS: i64 = 24;
@@ -66,6 +84,120 @@ fn ci_token_from_row(row: &sqlx::any::AnyRow) -> Result<CiToken> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
     })
+}
+
+/// CI tokens that authenticated recently, by the SHA-256 of the secret (never the secret).
+///
+/// A hit still checks the expiry on every call; revoking a token or deleting a component through
+/// this store drops every entry, and an entry older than the recheck interval of the backend is
+/// read again from the database. `last_used_at` is written at most once a minute per token, as
+/// without the cache.
+#[derive(Debug)]
+pub(crate) struct CiTokenCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    /// How long an entry is trusted before the token is read again.
+    recheck: Duration,
+    entries: HashMap<String, CachedCiToken>,
+    /// Bumped by every invalidation: a database read that began before one must not put what it
+    /// read into the cache (it may be the row just revoked).
+    generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct CachedCiToken {
+    principal: CiPrincipal,
+    expires_at: Option<String>,
+    read_at: Instant,
+    /// The minute (`YYYY-MM-DDTHH:MM`) of the last `last_used_at` written or read.
+    last_used_minute: Option<String>,
+}
+
+/// What the cache says about a presented token.
+enum CacheAnswer {
+    /// Valid; `true` when this call should write `last_used_at` (first call of a minute).
+    Valid(CiPrincipal, bool),
+    Expired,
+    /// Not cached, or due for a read from the database.
+    Unknown,
+}
+
+fn minute_of(at: &str) -> Option<String> {
+    at.get(..16).map(str::to_owned)
+}
+
+impl CiTokenCache {
+    pub(crate) fn new(backend: Backend) -> Self {
+        let recheck = match backend {
+            Backend::Sqlite => CI_TOKEN_RECHECK_SQLITE,
+            Backend::Postgres => CI_TOKEN_RECHECK_POSTGRES,
+        };
+        Self {
+            inner: Mutex::new(CacheInner {
+                recheck,
+                ..CacheInner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn look_up(&self, hash: &str, now: &str) -> CacheAnswer {
+        let mut inner = self.lock();
+        let recheck = inner.recheck;
+        let Some(entry) = inner.entries.get_mut(hash) else {
+            return CacheAnswer::Unknown;
+        };
+        if entry.expires_at.as_deref().is_some_and(|e| e <= now) {
+            inner.entries.remove(hash);
+            return CacheAnswer::Expired;
+        }
+        if entry.read_at.elapsed() >= recheck {
+            return CacheAnswer::Unknown;
+        }
+        let minute = minute_of(now);
+        // Claim the write under the lock: concurrent calls at a minute's start write once.
+        let write = entry.last_used_minute != minute;
+        if write {
+            entry.last_used_minute = minute;
+        }
+        CacheAnswer::Valid(entry.principal.clone(), write)
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches what a database read that began at `generation` found (unless an invalidation
+    /// came in between).
+    fn put(&self, hash: String, entry: CachedCiToken, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= CI_TOKEN_CACHE_MAX {
+            inner.entries.clear();
+        }
+        inner.entries.insert(hash, entry);
+    }
+
+    fn forget(&self, hash: &str) {
+        self.lock().entries.remove(hash);
+    }
+
+    /// Drops every cached token (a token was revoked or a component deleted).
+    pub(crate) fn invalidate(&self) {
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.generation += 1;
+    }
 }
 
 fn window_start() -> String {
@@ -171,13 +303,29 @@ impl Store {
             .bind(&token.id)
             .execute(self.pool())
             .await?;
+        // Its next call is refused: no cached copy may answer for it.
+        self.ci_tokens.invalidate();
         self.get_ci_token(target, &token.id)
             .await?
             .ok_or_else(|| Error::not_found("CI token", id_or_name))
     }
 
+    /// How long a cached CI token is trusted before it is read again (see the constants).
+    pub fn ci_token_recheck(&self) -> Duration {
+        self.ci_tokens.lock().recheck
+    }
+
+    #[cfg(test)]
+    fn set_ci_token_recheck(&self, recheck: Duration) {
+        self.ci_tokens.lock().recheck = recheck;
+    }
+
     /// The component a CI token stands for; `None` for unknown, revoked or expired tokens (and
     /// for any token that is not a CI token).
+    ///
+    /// A token that authenticated within [`Store::ci_token_recheck`] is answered from memory
+    /// (its expiry still checked on each call); revocations through this store take effect at
+    /// once, those by another server of a PostgreSQL database within the recheck interval.
     pub async fn authenticate_ci(&self, token: &str) -> Result<Option<CiPrincipal>> {
         if !token.starts_with(TokenKind::Ci.marker()) {
             return Ok(None);
@@ -186,6 +334,20 @@ impl Store {
             return Ok(None);
         };
         let presented = hash_token(token);
+        let now = now();
+        // Keyed by the SHA-256 of the secret: a lookup compares digests an attacker cannot
+        // steer, so it leaks nothing a timing probe could use.
+        match self.ci_tokens.look_up(&presented, &now) {
+            CacheAnswer::Valid(principal, write_last_used) => {
+                if write_last_used {
+                    self.touch_ci_token(&principal.token_id, &now).await?;
+                }
+                return Ok(Some(principal));
+            }
+            CacheAnswer::Expired => return Ok(None),
+            CacheAnswer::Unknown => {}
+        }
+        let generation = self.ci_tokens.generation();
         let rows = sqlx::query(
             "SELECT t.id, t.name, t.hash, t.expires_at, t.revoked_at, t.last_used_at,
                     o.name AS org_name, p.name AS project_name, c.name AS component_name
@@ -196,7 +358,6 @@ impl Store {
         .bind(prefix)
         .fetch_all(self.pool())
         .await?;
-        let now = now();
         for row in rows {
             let hash: String = row.try_get("hash")?;
             if !bool::from(hash.as_bytes().ct_eq(presented.as_bytes())) {
@@ -204,28 +365,48 @@ impl Store {
             }
             let revoked: Option<String> = row.try_get("revoked_at")?;
             let expires: Option<String> = row.try_get("expires_at")?;
-            if revoked.is_some() || expires.is_some_and(|e| e <= now) {
+            if revoked.is_some() || expires.as_deref().is_some_and(|e| e <= now.as_str()) {
+                self.ci_tokens.forget(&presented);
                 return Ok(None);
             }
             let id: String = row.try_get("id")?;
             let last_used: Option<String> = row.try_get("last_used_at")?;
             // At most one write a minute per token, as for API tokens.
-            if last_used.is_none_or(|t| t.get(..16) != now.get(..16)) {
-                sqlx::query("UPDATE ci_tokens SET last_used_at = $1 WHERE id = $2")
-                    .bind(&now)
-                    .bind(&id)
-                    .execute(self.pool())
-                    .await?;
+            let mut last_used_minute = last_used.as_deref().and_then(minute_of);
+            if last_used_minute != minute_of(&now) {
+                self.touch_ci_token(&id, &now).await?;
+                last_used_minute = minute_of(&now);
             }
-            return Ok(Some(CiPrincipal {
+            let principal = CiPrincipal {
                 token_id: id,
                 token_name: row.try_get("name")?,
                 org: row.try_get("org_name")?,
                 project: row.try_get("project_name")?,
                 component: row.try_get("component_name")?,
-            }));
+            };
+            self.ci_tokens.put(
+                presented,
+                CachedCiToken {
+                    principal: principal.clone(),
+                    expires_at: expires,
+                    read_at: Instant::now(),
+                    last_used_minute,
+                },
+                generation,
+            );
+            return Ok(Some(principal));
         }
+        self.ci_tokens.forget(&presented);
         Ok(None)
+    }
+
+    async fn touch_ci_token(&self, id: &str, now: &str) -> Result<()> {
+        sqlx::query("UPDATE ci_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// The answer stored for `(token, key)` within the last 24 hours.
@@ -291,6 +472,7 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
+        self.ci_tokens.invalidate();
         Ok(())
     }
 }
@@ -449,6 +631,55 @@ mod tests {
             .await
             .unwrap();
         assert!(store.authenticate_ci(&api_secret).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn cached_tokens_expire_on_time_and_see_changes_elsewhere_within_the_recheck() {
+        let (store, _dir) = store_with(&["web"]).await;
+        assert_eq!(
+            store.ci_token_recheck(),
+            match store.backend() {
+                Backend::Sqlite => CI_TOKEN_RECHECK_SQLITE,
+                Backend::Postgres => CI_TOKEN_RECHECK_POSTGRES,
+            }
+        );
+        // Expiry is checked on every call, also when the token is answered from memory.
+        let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (_, short) = store
+            .insert_ci_token(at("web"), "short", "admin/bootstrap", Some(soon))
+            .await
+            .unwrap();
+        assert!(store.authenticate_ci(&short).await.unwrap().is_some());
+        assert!(store.authenticate_ci(&short).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(store.authenticate_ci(&short).await.unwrap().is_none());
+
+        // A revocation behind this store's back (another server of the database) is seen
+        // once the cached entry is due for a read: stale for at most the recheck interval.
+        store.set_ci_token_recheck(Duration::from_millis(300));
+        let (tok, secret) = store
+            .insert_ci_token(at("web"), "github", "admin/bootstrap", None)
+            .await
+            .unwrap();
+        assert!(store.authenticate_ci(&secret).await.unwrap().is_some());
+        sqlx::query("UPDATE ci_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(&tok.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let revoked_at = Instant::now();
+        while store.authenticate_ci(&secret).await.unwrap().is_some() {
+            // (The interval, plus slack for a loaded machine between the check and here.)
+            assert!(
+                revoked_at.elapsed() < Duration::from_millis(300 + 250),
+                "a revoked token still authenticated after the recheck interval"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // And it stays refused (no stale entry came back).
+        assert!(store.authenticate_ci(&secret).await.unwrap().is_none());
     }
 
     #[tokio::test]

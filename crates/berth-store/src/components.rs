@@ -83,6 +83,20 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS proj
     JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
     JOIN registries g ON g.id = r.registry_id";
 
+/// What deploying a component needs to know, in one query (the deploy webhook's usual call
+/// needs nothing else from the database).
+#[derive(Debug, Clone)]
+pub struct DeployContext {
+    pub component: Component,
+    /// The settings of the component's registry (credentials decrypted: never put them in a
+    /// response).
+    pub registry_settings: crate::RegistrySettings,
+    /// The first environment of the organization; `None` when it has none.
+    pub first_environment: Option<String>,
+    /// The newest deployment of the component in the first environment.
+    pub latest: Option<Deployment>,
+}
+
 fn component_from_row(row: &sqlx::any::AnyRow) -> Result<Component> {
     let kind: String = row.try_get("type")?;
     let port: Option<i64> = row.try_get("port")?;
@@ -148,13 +162,22 @@ impl Store {
 
     /// The id of a component, or NotFound naming the first missing level.
     pub async fn component_id(&self, org: &str, project: &str, name: &str) -> Result<String> {
-        let project_id = self.project_id(org, project).await?;
-        sqlx::query_scalar("SELECT id FROM components WHERE project_id = $1 AND name = $2")
-            .bind(&project_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| Error::not_found("component", name))
+        // One query when it exists (most calls); the levels one by one only to name what is
+        // missing.
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT c.id FROM components c JOIN projects p ON p.id = c.project_id
+             JOIN orgs o ON o.id = p.org_id WHERE o.name = $1 AND p.name = $2 AND c.name = $3",
+        )
+        .bind(org)
+        .bind(project)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(id) = id {
+            return Ok(id);
+        }
+        self.project_id(org, project).await?;
+        Err(Error::not_found("component", name))
     }
 
     async fn registry_id(&self, org: &str, registry: &str) -> Result<String> {
@@ -229,6 +252,81 @@ impl Store {
         row.as_ref().map(component_from_row).transpose()
     }
 
+    /// The component with its registry's settings, the first environment of its organization
+    /// and its newest deployment there, in one query (the deploy webhook's path); `None` when
+    /// the project or component is missing.
+    pub async fn deploy_context(
+        &self,
+        org: &str,
+        project: &str,
+        name: &str,
+    ) -> Result<Option<DeployContext>> {
+        let row = sqlx::query(
+            "SELECT o.name AS org_name, p.name AS project_name, c.name, c.display_name,
+                c.description, c.type, g.name AS registry_name, c.image, c.port, c.created_at,
+                c.updated_at,
+                g.id AS g_id, g.display_name AS g_display_name, g.host AS g_host,
+                g.auth_type AS g_auth_type, g.username AS g_username, g.password AS g_password,
+                g.ca_pem AS g_ca_pem, g.insecure AS g_insecure, g.platform AS g_platform,
+                fe.name AS first_environment,
+                d.id AS d_id, d.release_id AS d_release_id, r.repository AS d_repository,
+                r.tag AS d_tag, r.digest AS d_digest, d.status AS d_status,
+                d.reason AS d_reason, d.trigger AS d_trigger, d.actor AS d_actor,
+                d.created_at AS d_created_at, d.updated_at AS d_updated_at
+             FROM components c JOIN projects p ON p.id = c.project_id
+             JOIN orgs o ON o.id = p.org_id JOIN registries g ON g.id = c.registry_id
+             LEFT JOIN environments fe ON fe.id = (SELECT e.id FROM environments e
+                 WHERE e.org_id = o.id ORDER BY e.position LIMIT 1)
+             LEFT JOIN deployments d ON d.id = (SELECT x.id FROM deployments x
+                 WHERE x.component_id = c.id AND x.environment_id = fe.id
+                 ORDER BY x.created_at DESC, x.id DESC LIMIT 1)
+             LEFT JOIN releases r ON r.id = d.release_id
+             WHERE o.name = $1 AND p.name = $2 AND c.name = $3",
+        )
+        .bind(org)
+        .bind(project)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let component = component_from_row(&row)?;
+        let first_environment: Option<String> = row.try_get("first_environment")?;
+        let latest = match (
+            row.try_get::<Option<String>, _>("d_id")?,
+            &first_environment,
+        ) {
+            (Some(id), Some(env)) => {
+                let repository: String = row.try_get("d_repository")?;
+                let digest: String = row.try_get("d_digest")?;
+                let status: String = row.try_get("d_status")?;
+                Some(Deployment {
+                    id,
+                    org: component.org.clone(),
+                    project: component.project.clone(),
+                    component: component.name.clone(),
+                    environment: env.clone(),
+                    release: row.try_get("d_release_id")?,
+                    image: format!("{repository}@{digest}"),
+                    tag: row.try_get("d_tag")?,
+                    digest,
+                    status: DeploymentStatus::parse(&status),
+                    reason: row.try_get("d_reason")?,
+                    trigger: row.try_get("d_trigger")?,
+                    actor: row.try_get("d_actor")?,
+                    created_at: row.try_get("d_created_at")?,
+                    updated_at: row.try_get("d_updated_at")?,
+                })
+            }
+            _ => None,
+        };
+        Ok(Some(DeployContext {
+            registry_settings: self.settings_from_row(&row, "g_")?,
+            component,
+            first_environment,
+            latest,
+        }))
+    }
+
     pub async fn list_components(&self, org: &str, project: &str) -> Result<Vec<Component>> {
         self.project_id(org, project).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -275,6 +373,8 @@ impl Store {
             .bind(&id)
             .execute(self.pool())
             .await?;
+        // Its CI tokens went with it.
+        self.ci_tokens.invalidate();
         Ok(())
     }
 
@@ -446,6 +546,28 @@ impl Store {
         rows.iter()
             .map(|r| work_from_row(r).map(|w| w.deployment))
             .collect()
+    }
+
+    /// The newest deployment of a component in one environment, in one query (the
+    /// same-digest check of every deploy request).
+    pub async fn latest_deployment(
+        &self,
+        target: ComponentRef<'_>,
+        env: &str,
+    ) -> Result<Option<Deployment>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{DEPLOYMENT_SELECT} WHERE o.name = $1 AND p.name = $2 AND c.name = $3 AND e.name = $4
+             ORDER BY d.created_at DESC, d.id DESC LIMIT 1"
+        )))
+        .bind(target.org)
+        .bind(target.project)
+        .bind(target.component)
+        .bind(env)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(|r| work_from_row(r).map(|w| w.deployment))
+            .transpose()
     }
 
     /// Deployments not finished yet (oldest first): resumed after a restart.
@@ -1069,6 +1191,162 @@ mod tests {
         assert_eq!(previous[0].image, "127.0.0.1:5000/test/web:v1-again");
         assert_eq!(previous[0].first_deployed_at, d1.created_at);
         assert_eq!(previous[0].last_deployed_at, again.created_at);
+    }
+
+    /// The deploy webhook's one query answers what the separate ones do: the component, its
+    /// registry's settings (password decrypted), the first environment and the newest
+    /// deployment there (not another environment's).
+    #[tokio::test]
+    async fn deploy_context_answers_what_the_separate_queries_do() {
+        let (store, _dir) = store().await;
+        assert!(
+            store
+                .deploy_context("default", "shop", "web")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .insert_registry(
+                "default",
+                "private",
+                &RegistrySettings {
+                    display_name: "Private".into(),
+                    host: "registry.example.com".into(),
+                    auth_type: RegistryAuthType::Basic,
+                    username: Some("ci".into()),
+                    password: Some(berth_core::Secret::new("s3cret")),
+                    ca_pem: Some("PEM".into()),
+                    insecure: true,
+                    platform: "linux/arm64".into(),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .insert_component(
+                "default",
+                "shop",
+                &NewComponent {
+                    name: "web",
+                    display_name: "Web",
+                    description: "",
+                    kind: ComponentType::Service,
+                    registry: "private",
+                    image: "registry.example.com/shop/web:v1",
+                    port: Some(8080),
+                },
+            )
+            .await
+            .unwrap();
+        fn as_json(d: &Option<Deployment>) -> serde_json::Value {
+            serde_json::to_value(d).unwrap()
+        }
+        async fn check(store: &Store, context: DeployContext) {
+            let listed = store
+                .list_deployments("default", "shop", "web", Some("development"), 1)
+                .await
+                .unwrap();
+            assert_eq!(as_json(&context.latest), as_json(&listed.first().cloned()));
+            assert_eq!(
+                as_json(&context.latest),
+                as_json(&store.latest_deployment(WEB, "development").await.unwrap())
+            );
+        }
+        let context = store
+            .deploy_context("default", "shop", "web")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&context.component).unwrap(),
+            serde_json::to_value(
+                store
+                    .get_component("default", "shop", "web")
+                    .await
+                    .unwrap()
+                    .unwrap()
+            )
+            .unwrap()
+        );
+        let (_, settings) = store
+            .registry_settings("default", "private")
+            .await
+            .unwrap()
+            .unwrap();
+        let got = &context.registry_settings;
+        assert_eq!(
+            (
+                &got.display_name,
+                &got.host,
+                got.auth_type,
+                &got.username,
+                got.password.as_ref().map(berth_core::Secret::expose),
+                &got.ca_pem,
+                got.insecure,
+                &got.platform
+            ),
+            (
+                &settings.display_name,
+                &settings.host,
+                settings.auth_type,
+                &settings.username,
+                Some("s3cret"),
+                &settings.ca_pem,
+                settings.insecure,
+                &settings.platform
+            )
+        );
+        assert_eq!(context.first_environment.as_deref(), Some("development"));
+        assert!(context.latest.is_none());
+        check(&store, context).await;
+
+        let origin = Origin {
+            trigger: "ci",
+            actor: "ci:web/github",
+        };
+        let release = |digest: &'static str| {
+            ReleaseChoice::New(NewRelease {
+                registry: "private",
+                repository: "registry.example.com/shop/web",
+                tag: Some("v1"),
+                digest,
+                port: Some(8080),
+                endpoints: "[]",
+                config: "{}",
+            })
+        };
+        let d1 = store
+            .create_deployment(WEB, "development", release("sha256:aaa"), None, origin)
+            .await
+            .unwrap();
+        let d2 = store
+            .create_deployment(WEB, "development", release("sha256:bbb"), None, origin)
+            .await
+            .unwrap();
+        store
+            .set_deployment_status(&d2.id, DeploymentStatus::Failed, Some("no"))
+            .await
+            .unwrap();
+        // Newer, but in production: not the first environment's.
+        store
+            .create_deployment(WEB, "production", release("sha256:ccc"), None, origin)
+            .await
+            .unwrap();
+        let context = store
+            .deploy_context("default", "shop", "web")
+            .await
+            .unwrap()
+            .unwrap();
+        let latest = context.latest.clone().unwrap();
+        assert_ne!(latest.id, d1.id);
+        assert_eq!(
+            (latest.id.as_str(), latest.digest.as_str(), latest.status),
+            (d2.id.as_str(), "sha256:bbb", DeploymentStatus::Failed)
+        );
+        assert_eq!(latest.reason.as_deref(), Some("no"));
+        assert_eq!(latest.environment, "development");
+        check(&store, context).await;
     }
 
     /// The queries no other test reaches, once each, so that both backends run every one.

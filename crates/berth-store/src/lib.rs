@@ -32,8 +32,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use auto_deploy::{AutoDeployCheckRecord, AutoDeployState, NewAutoDeploy};
 pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
 pub use components::{
-    ComponentRef, DeploymentWork, EnvironmentDeployments, NewComponent, NewRelease, Origin,
-    ReleaseChoice,
+    ComponentRef, DeployContext, DeploymentWork, EnvironmentDeployments, NewComponent, NewRelease,
+    Origin, ReleaseChoice,
 };
 pub use configs::ConfigValue;
 pub use error::{Error, Result};
@@ -43,7 +43,7 @@ pub use tasks::{
     ExecutionEnd, ExecutionFilter, ExecutionRecord, NewExecution, ScheduleSettings, StoredSchedule,
 };
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
-pub use users::NewAuditEntry;
+pub use users::{AuditRow, NewAuditEntry};
 
 /// File name of the SQLite database inside the data dir.
 pub const DB_FILE: &str = "berth.db";
@@ -72,6 +72,8 @@ pub struct Store {
     options: AnyConnectOptions,
     /// Encrypts credentials at rest; `None` until [`Store::with_master_key`].
     cipher: Option<std::sync::Arc<crypto::Cipher>>,
+    /// CI tokens that authenticated recently (shared by the clones of this store).
+    ci_tokens: std::sync::Arc<ci_tokens::CiTokenCache>,
 }
 
 /// The default organization and environments created at first start.
@@ -257,6 +259,7 @@ impl Store {
             backend,
             options,
             cipher: None,
+            ci_tokens: std::sync::Arc::new(ci_tokens::CiTokenCache::new(backend)),
         })
     }
 

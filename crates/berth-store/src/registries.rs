@@ -47,6 +47,34 @@ fn registry_from_row(row: &sqlx::any::AnyRow) -> Result<Registry> {
 }
 
 impl Store {
+    /// The settings of a registry selected with `prefix` before each column name (`id`,
+    /// `display_name`, `host`, `auth_type`, `username`, `password`, `ca_pem`, `insecure`,
+    /// `platform`), its password decrypted: for queries that join a registry to something else.
+    pub(crate) fn settings_from_row(
+        &self,
+        row: &sqlx::any::AnyRow,
+        prefix: &str,
+    ) -> Result<RegistrySettings> {
+        let col = |name: &str| format!("{prefix}{name}");
+        let id: String = row.try_get(col("id").as_str())?;
+        let auth: String = row.try_get(col("auth_type").as_str())?;
+        let sealed: Option<Vec<u8>> = row.try_get(col("password").as_str())?;
+        let password = sealed
+            .map(|s| self.cipher()?.decrypt(&s, &password_context(&id)))
+            .transpose()?
+            .map(Secret::new);
+        Ok(RegistrySettings {
+            display_name: row.try_get(col("display_name").as_str())?,
+            host: row.try_get(col("host").as_str())?,
+            auth_type: auth.parse().map_err(Error::Io)?,
+            username: row.try_get(col("username").as_str())?,
+            password,
+            ca_pem: row.try_get(col("ca_pem").as_str())?,
+            insecure: row.try_get::<i64, _>(col("insecure").as_str())? != 0,
+            platform: row.try_get(col("platform").as_str())?,
+        })
+    }
+
     fn seal(&self, id: &str, password: Option<&Secret>) -> Result<Option<Vec<u8>>> {
         password
             .map(|p| self.cipher()?.encrypt(p.expose(), &password_context(id)))

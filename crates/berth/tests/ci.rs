@@ -687,6 +687,145 @@ fn ci_token_webhook_snippets_end_to_end() {
     assert_eq!(get_with(&status_url, Some(&token)).status, 401);
 }
 
+/// Concurrent webhook calls for one new digest create one deployment (one 202, the others 200
+/// with it); a burst for a digest already deployed creates nothing; every call has its audit row
+/// as soon as it is answered; a token revoked after a burst (answered from memory) is refused at
+/// once.
+#[test]
+fn concurrent_webhook_calls_deploy_once_and_are_all_audited() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    let pid = std::process::id();
+    let name = format!("berth-it-cid-{pid}");
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let repo = format!("{}/test/cid-{pid}", env.registry);
+    env.copy_image("test/web:v1", &format!("{repo}:v1"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start_with(
+        dir.path(),
+        &[
+            ("BERTH_DRAIN_MS", "0"),
+            ("BERTH_CI_RATE_PER_MINUTE", "1000"),
+        ],
+    );
+    ok(cli_stdin(
+        &server,
+        &[
+            "registry",
+            "add",
+            "local",
+            "--host",
+            &env.registry,
+            "--auth",
+            "basic",
+            "--username",
+            &env.user,
+            "--password-stdin",
+        ],
+        &env.password,
+    ));
+    ok(server.cli(&["project", "create", "shop"]));
+    ok(server.cli(&[
+        "component",
+        "create",
+        &name,
+        "--project",
+        "shop",
+        "--type",
+        "service",
+        "--registry",
+        "local",
+        "--image",
+        &format!("{repo}:v1"),
+        "--port",
+        "8080",
+    ]));
+    let token = create_token(&server, &name, "github");
+    let hook_url = format!("{}/api/v1/hooks/deploy", server.url);
+    let burst = |body: Value| -> Vec<Answer> {
+        std::thread::scope(|s| {
+            let calls: Vec<_> = (0..24)
+                .map(|_| {
+                    s.spawn(|| {
+                        send(
+                            http()
+                                .post(&hook_url)
+                                .header("authorization", format!("Bearer {token}"))
+                                .json(&body),
+                        )
+                    })
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        })
+    };
+    let audited = |status: u64| -> usize {
+        let audit = json_out(&ok(
+            server.cli(&["audit", "list", "--limit", "500", "-o", "json"])
+        ));
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["path"] == "/api/v1/hooks/deploy"
+                    && r["actor"] == format!("ci:{name}/github")
+                    && r["status"] == status
+            })
+            .count()
+    };
+
+    // A new digest from 24 clients at once: one deployment.
+    let first = burst(json!({ "tag": "v1" }));
+    let created: Vec<&Answer> = first.iter().filter(|a| a.status == 202).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        first.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    let id = created[0].body["deploymentId"].clone();
+    for a in &first {
+        assert!(matches!(a.status, 200 | 202), "{}", a.body);
+        assert_eq!(a.body["deploymentId"], id, "{}", a.body);
+    }
+    assert_eq!(deployments(&server, &name, "development").len(), 1);
+    // Audited before answered: no waiting here.
+    assert_eq!((audited(202), audited(200)), (1, 23));
+
+    // The same digest again (by digest this time): nothing new.
+    let digest = created[0].body["digest"].as_str().unwrap().to_owned();
+    let again = burst(json!({ "digest": digest }));
+    assert!(
+        again
+            .iter()
+            .all(|a| a.status == 200 && a.body["deploymentId"] == id),
+        "{:?}",
+        again.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    assert_eq!(deployments(&server, &name, "development").len(), 1);
+    assert_eq!((audited(202), audited(200)), (1, 47));
+
+    // Revoked right after calls answered from memory: refused at once.
+    ok(server.cli(&[
+        "ci",
+        "token",
+        "revoke",
+        "--project",
+        "shop",
+        "--component",
+        &name,
+        "github",
+    ]));
+    let refused = hook(&server, &token, json!({ "tag": "v1" }));
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    settle(
+        &format!("{}/api/v1/deployments/{}", server.url, id.as_str().unwrap()),
+        &server.admin_token(),
+    );
+}
+
 /// `--public-url` is the base of the snippets' webhook URL; a bad one stops `berth serve` with
 /// the reason. The OpenAPI document lists the CI routes. (No registry or engine needed.)
 #[test]

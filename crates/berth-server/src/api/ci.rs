@@ -27,11 +27,11 @@ use berth_core::ci::{
 use berth_core::reference::{ImageRef, validate_digest, validate_tag};
 use berth_core::role::Action;
 use berth_core::validate_name;
-use berth_store::{CiPrincipal, ComponentRef, IdempotentAnswer, NewAuditEntry, Origin};
-use tracing::{error, info};
+use berth_store::{AuditRow, CiPrincipal, ComponentRef, IdempotentAnswer, NewAuditEntry, Origin};
+use tracing::info;
 
 use crate::AppState;
-use crate::api::components::{DeployWhat, component_or_404, deploy_component};
+use crate::api::components::{DeployWhat, component_or_404, deploy_context, deploy_with};
 use crate::auth::{Auth, bearer};
 use crate::error::{ApiError, ApiResult, REQUEST_ID};
 use crate::extract::Json;
@@ -259,7 +259,8 @@ fn too_many_requests(wait: Duration) -> Response {
 }
 
 /// Authenticates the CI token of every `/api/v1/hooks` request, rate-limits deploy requests
-/// per token, and writes an audit row for every deploy request (including refused ones).
+/// per token, and writes an audit row for every deploy request (including refused ones)
+/// before answering it (group-committed with concurrent calls: `crate::audit`).
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req
@@ -311,9 +312,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             request_id: &request_id,
             source: &source,
         };
-        if let Err(e) = state.store().insert_audit(&entry).await {
-            error!(error = %e, %path, "writing the audit row failed");
-        }
+        // Committed (with the rows of concurrent calls) before the answer goes out.
+        state.audit().write(AuditRow::now(&entry)).await;
     }
     response
 }
@@ -375,20 +375,23 @@ pub async fn deploy_hook(
     if let Some(key) = &body.idempotency_key {
         validate_idempotency_key(key).map_err(|m| ApiError::validation("idempotencyKey", m))?;
     }
-    let request_hash = berth_store::hash_token(
-        &serde_json::to_string(&CiDeployRequest {
-            idempotency_key: None,
-            ..body.clone()
-        })
-        .unwrap_or_default(),
-    );
+    // What was asked, for refusing a key reused for another request (only with a key).
+    let request_hash = body.idempotency_key.as_ref().map(|_| {
+        berth_store::hash_token(
+            &serde_json::to_string(&CiDeployRequest {
+                idempotency_key: None,
+                ..body.clone()
+            })
+            .unwrap_or_default(),
+        )
+    });
     if let Some(key) = &body.idempotency_key
         && let Some(previous) = state
             .store()
             .get_ci_idempotent_answer(&ci.token_id, key)
             .await?
     {
-        if previous.request_hash != request_hash {
+        if Some(&previous.request_hash) != request_hash.as_ref() {
             return Err(ApiError::validation(
                 "idempotencyKey",
                 "was used for another request of this token within 24 hours; use a new key",
@@ -403,13 +406,16 @@ pub async fn deploy_hook(
     }
 
     let target = ci.component_ref();
-    let component = state
-        .store()
-        .get_component(target.org, target.project, target.component)
-        .await?
-        .ok_or_else(unauthorized)?;
-    let current = ImageRef::parse(&component.image)
-        .map_err(|e| ApiError::internal(format!("stored image {:?}: {e}", component.image)))?;
+    // The token's component is gone (deleted since the token was read): as if the token were.
+    let context = deploy_context(&state, target)
+        .await
+        .map_err(|e| match e.status {
+            StatusCode::NOT_FOUND => unauthorized(),
+            _ => e,
+        })?;
+    let current = ImageRef::parse(&context.component.image).map_err(|e| {
+        ApiError::internal(format!("stored image {:?}: {e}", context.component.image))
+    })?;
     let repository = current.name();
     let (what, field, described) = match (body.image, body.tag, body.digest) {
         (Some(image), None, None) => {
@@ -465,7 +471,7 @@ pub async fn deploy_hook(
         trigger: "ci",
         actor: &actor,
     };
-    let (d, created) = deploy_component(&state, target, what, false, origin)
+    let (d, created) = deploy_with(&state, target, context, what, false, origin)
         .await
         .map_err(|e| not_found_as_404(e, field, &described, &repository))?;
     let status = if created {
@@ -483,7 +489,7 @@ pub async fn deploy_hook(
     };
     let text = serde_json::to_string(&accepted)
         .map_err(|e| ApiError::internal(format!("encoding the answer: {e}")))?;
-    if let Some(key) = &body.idempotency_key {
+    if let (Some(key), Some(request_hash)) = (&body.idempotency_key, request_hash) {
         state
             .store()
             .put_ci_idempotent_answer(

@@ -12,7 +12,8 @@ use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
 use berth_store::{
-    ComponentRef, EnvironmentDeployments, NewComponent, NewRelease, Origin, ReleaseChoice,
+    ComponentRef, DeployContext, EnvironmentDeployments, NewComponent, NewRelease, Origin,
+    ReleaseChoice,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,17 @@ async fn resolve(
         .ok_or_else(|| {
             ApiError::validation("registry", format!("registry {registry:?} not found"))
         })?;
-    let client = client_for(state, &settings)?;
+    resolve_with(state, &settings, image, field).await
+}
+
+/// [`resolve`] with the registry's settings at hand.
+async fn resolve_with(
+    state: &AppState,
+    settings: &berth_store::RegistrySettings,
+    image: &ImageRef,
+    field: &str,
+) -> ApiResult<String> {
+    let client = client_for(state, settings)?;
     let reference = image
         .digest()
         .map(str::to_owned)
@@ -367,6 +378,64 @@ pub enum DeployWhat {
     Previous(String),
 }
 
+/// A shared read of a deploy context failed (each caller then reads alone, for its own error).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedReadFailed;
+
+impl From<berth_registry::Canceled> for SharedReadFailed {
+    fn from(_: berth_registry::Canceled) -> Self {
+        Self
+    }
+}
+
+/// Shared reads of deploy contexts, per (org, project, component).
+pub type ContextReads =
+    berth_registry::Coalescer<(String, String, String), Option<DeployContext>, SharedReadFailed>;
+
+/// What deploying `target` needs to know, in one query (see `Store::deploy_context`); a 404
+/// naming the missing project or component.
+///
+/// Concurrent calls for one component share that query (a burst of webhook calls costs a few
+/// reads, not one each). A call is only answered by a read that started after it asked, so it
+/// sees every deployment created before it arrived, as a read of its own would.
+pub(crate) async fn deploy_context(
+    state: &AppState,
+    target: ComponentRef<'_>,
+) -> ApiResult<DeployContext> {
+    let ComponentRef {
+        org,
+        project,
+        component: name,
+    } = target;
+    let store = state.store().clone();
+    let key = (org.to_owned(), project.to_owned(), name.to_owned());
+    let shared = state
+        .deploy_contexts()
+        .run(key.clone(), move || {
+            let (store, (org, project, name)) = (store.clone(), key.clone());
+            async move {
+                store
+                    .deploy_context(&org, &project, &name)
+                    .await
+                    .map_err(|_| SharedReadFailed)
+            }
+        })
+        .await;
+    let found = match shared {
+        Ok(found) => found,
+        // Read again alone: the error is this call's, with its precise status.
+        Err(SharedReadFailed) => state.store().deploy_context(org, project, name).await?,
+    };
+    if let Some(context) = found {
+        return Ok(context);
+    }
+    // Which level is missing, in the words of every other route.
+    component_or_404(state, org, project, name).await?;
+    Err(ApiError::not_found(format!(
+        "component {name:?} not found in project {project:?}"
+    )))
+}
+
 /// Deploys a component to the first environment: resolves the image to a digest, creates the
 /// release and a pending deployment, and wakes the runner. Returns the deployment and whether
 /// it is new (`false`: the same digest is already deployed there and `force` is off).
@@ -378,23 +447,37 @@ pub async fn deploy_component(
     force: bool,
     origin: Origin<'_>,
 ) -> ApiResult<(Deployment, bool)> {
+    let context = deploy_context(state, target).await?;
+    deploy_with(state, target, context, what, force, origin).await
+}
+
+/// [`deploy_component`] with what [`deploy_context`] loaded. The usual request (the digest is
+/// already deployed, from the component's registry) needs no other query.
+pub(crate) async fn deploy_with(
+    state: &AppState,
+    target: ComponentRef<'_>,
+    context: DeployContext,
+    what: DeployWhat,
+    force: bool,
+    origin: Origin<'_>,
+) -> ApiResult<(Deployment, bool)> {
     let ComponentRef {
         org,
         project,
         component: name,
     } = target;
-    let component = component_or_404(state, org, project, name).await?;
-    let envs = state.store().list_environments(org).await?;
-    let first = envs
-        .first()
-        .ok_or_else(|| {
-            ApiError::validation(
-                "environment",
-                format!("organization {org:?} has no environments"),
-            )
-        })?
-        .name
-        .clone();
+    let DeployContext {
+        component,
+        registry_settings,
+        first_environment,
+        latest,
+    } = context;
+    let first = first_environment.ok_or_else(|| {
+        ApiError::validation(
+            "environment",
+            format!("organization {org:?} has no environments"),
+        )
+    })?;
     let key = WorkloadKey {
         org: org.to_owned(),
         project: project.to_owned(),
@@ -436,30 +519,51 @@ pub async fn deploy_component(
         }
         DeployWhat::Image(text) => {
             let image = parse_image("image", &text)?;
-            let registry = registry_for(state, org, &component.registry, &image, "image").await?;
+            // The component's own registry serves it: what `registry_for` would answer first,
+            // without listing the registries.
+            let registry = if image.registry_host() == registry_settings.host {
+                component.registry.clone()
+            } else {
+                registry_for(state, org, &component.registry, &image, "image").await?
+            };
             (image, registry, "image")
         }
         DeployWhat::Current | DeployWhat::Previous(_) => {
             (current, component.registry.clone(), "image")
         }
     };
-    let digest = resolve(state, org, &registry, &image, field).await?;
+    let digest = if registry == component.registry {
+        resolve_with(state, &registry_settings, &image, field).await?
+    } else {
+        resolve(state, org, &registry, &image, field).await?
+    };
     // Same digest already deployed (or on its way) to the first environment: nothing to do.
-    if !force {
-        let latest = state
-            .store()
-            .list_deployments(org, project, name, Some(&first), 1)
-            .await?;
-        if let Some(d) = latest.first()
-            && d.digest == digest
-            && !matches!(
-                d.status,
-                DeploymentStatus::Failed | DeploymentStatus::RolledBack
-            )
-        {
-            return Ok((d.clone(), false));
+    let already = |latest: Option<Deployment>| {
+        latest.filter(|d| {
+            d.digest == digest
+                && !matches!(
+                    d.status,
+                    DeploymentStatus::Failed | DeploymentStatus::RolledBack
+                )
+        })
+    };
+    // Concurrent requests for one new digest create one deployment: the first takes the lock
+    // and creates it, the others find it when they get the lock. (Servers sharing a PostgreSQL
+    // database do not share this lock.)
+    let lock = state.deploy_lock(&format!("{org}/{project}/{name}"));
+    let _creating = if force {
+        None
+    } else {
+        // As the context was read, a moment ago (a deployment created since is found below).
+        if let Some(d) = already(latest) {
+            return Ok((d, false));
         }
-    }
+        let guard = lock.lock().await;
+        if let Some(d) = already(state.store().latest_deployment(target, &first).await?) {
+            return Ok((d, false));
+        }
+        Some(guard)
+    };
     // The endpoints file as it is now becomes part of the release; a component without a port
     // serves on its first endpoint's.
     let (endpoints, snapshot) = crate::api::endpoints::current_snapshot(state, target).await?;

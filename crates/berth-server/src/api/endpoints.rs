@@ -115,14 +115,19 @@ pub async fn current_snapshot(
         .iter()
         .filter_map(|e| e.schema_file.as_deref())
         .collect();
-    let schemas = state
-        .store()
-        .schema_files(target)
-        .await?
-        .into_iter()
-        .filter(|f| named.contains(f.name.as_str()))
-        .map(|f| (f.name, f.content))
-        .collect();
+    // No endpoint names a schema file (most components): nothing to read.
+    let schemas = if named.is_empty() {
+        Default::default()
+    } else {
+        state
+            .store()
+            .schema_files(target)
+            .await?
+            .into_iter()
+            .filter(|f| named.contains(f.name.as_str()))
+            .map(|f| (f.name, f.content))
+            .collect()
+    };
     let snapshot = Snapshot {
         endpoints: endpoints.clone(),
         schemas,
