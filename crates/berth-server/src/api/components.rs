@@ -22,8 +22,6 @@ use crate::deploy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 
-type ComponentPath = Path<(String, String, String)>;
-
 pub(crate) async fn component_or_404(
     state: &AppState,
     org: &str,
@@ -216,7 +214,7 @@ pub async fn create_component(
 pub async fn get_component(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Component>> {
     Ok(Json(component_or_404(&state, &org, &project, &name).await?))
 }
@@ -227,7 +225,7 @@ pub async fn get_component(
 pub async fn update_component(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<UpdateComponent>,
 ) -> ApiResult<Json<Component>> {
     auth.require(Action::Write)?;
@@ -268,7 +266,7 @@ pub async fn update_component(
 pub async fn delete_component(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &name).await?;
@@ -322,7 +320,7 @@ fn accepted(state: &AppState, d: &Deployment, created: bool) -> (StatusCode, Jso
 pub async fn deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<DeployRequest>,
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
@@ -507,7 +505,7 @@ pub async fn deploy_component(
 pub async fn promote(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<PromoteRequest>,
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
@@ -594,7 +592,7 @@ pub struct DeploymentsQuery {
 pub async fn list_deployments(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<DeploymentsQuery>,
 ) -> ApiResult<Json<List<Deployment>>> {
     component_or_404(&state, &org, &project, &name).await?;
@@ -614,7 +612,7 @@ pub async fn list_deployments(
 pub async fn previous_images(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<List<PreviousImage>>> {
     component_or_404(&state, &org, &project, &name).await?;
     Ok(Json(List {
@@ -627,7 +625,7 @@ pub async fn previous_images(
 pub async fn environments(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<List<EnvironmentState>>> {
     let component = component_or_404(&state, &org, &project, &name).await?;
     let mut items = Vec::new();
@@ -723,7 +721,7 @@ pub struct Logs {
 pub async fn logs(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<Logs>> {
     let tail = q.tail.unwrap_or(100);

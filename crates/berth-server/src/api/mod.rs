@@ -18,11 +18,14 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 
+/// The API's OpenAPI document, served at `/api/v1/openapi.json`. Path parameters are read by
+/// utoipa (`axum_extras`) from each handler's spelled-out `Path<(String, …)>` argument: a type
+/// alias hides them. `tests::every_path_template_parameter_is_declared` catches a miss.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "berth API", description = "Deploy prebuilt container images as managed components."),
     paths(
-        system::healthz, system::readyz,
+        system::healthz, system::readyz, system::metrics, system::openapi,
         users::whoami, users::list_users, users::create_user, users::get_user, users::delete_user,
         users::list_tokens, users::create_token, users::revoke_token, users::list_audit,
         orgs::list_orgs, orgs::create_org, orgs::get_org, orgs::update_org, orgs::delete_org,
@@ -236,3 +239,6 @@ pub fn authenticated() -> Router<AppState> {
                 .delete(orgs::delete_project),
         )
 }
+
+#[cfg(test)]
+mod tests;
