@@ -229,3 +229,55 @@ async fn every_mutating_operation_writes_an_audit_row() {
         missing.join("\n")
     );
 }
+
+/// Lines of `source` (before its tests) that compare secrets or their hashes with `==`/`!=` or
+/// look them up by hash in SQL, instead of `subtle::ConstantTimeEq`.
+fn variable_time_compares(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+    code.lines()
+        .map(|l| l.split("//").next().unwrap_or("").to_ascii_lowercase())
+        .filter(|l| {
+            // The idempotency key's request hash is a digest of a request body, no secret; a
+            // form field's name compared with "csrf" is no secret either.
+            let compares = (l.contains("==") || l.contains("!="))
+                && !l.contains("request_hash")
+                && !l.contains("\"csrf\"");
+            (compares && (l.contains("hash") || l.contains("csrf") || l.contains("secret")))
+                || l.contains("hash = $")
+        })
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn secret_hashes_and_csrf_tokens_are_compared_in_constant_time() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    let mut files = 0;
+    for dir in [manifest.join("src"), manifest.join("../berth-store/src")] {
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs")
+                {
+                    files += 1;
+                    let source = std::fs::read_to_string(&path).unwrap();
+                    for line in variable_time_compares(&source) {
+                        found.push(format!("{}: {line}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(files > 30, "only {files} source files scanned");
+    assert!(found.is_empty(), "use ct_eq:\n{}", found.join("\n"));
+    // The scan sees what it is for.
+    assert_eq!(
+        variable_time_compares("if stored_hash == hash_token(t) {}\nWHERE hash = $1\n"),
+        ["if stored_hash == hash_token(t) {}", "where hash = $1"]
+    );
+    assert!(variable_time_compares("bool::from(a.ct_eq(b))").is_empty());
+}
