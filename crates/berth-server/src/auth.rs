@@ -58,15 +58,9 @@ pub(crate) fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn is_mutating(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// Authenticates every `/api/v1` request and writes an audit row for every mutating one
-/// (including those refused), after the answer is known.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    // Nested routers see a stripped path; the audit wants the one the client called.
+/// The path the client called (nested routers see a stripped one) and its IP address, for
+/// the audit row.
+pub(crate) fn call_site(req: &Request) -> (String, String) {
     let path = req
         .extensions()
         .get::<axum::extract::OriginalUri>()
@@ -75,6 +69,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    (path, source)
+}
+
+fn is_mutating(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Authenticates every `/api/v1` request and writes an audit row for every mutating one
+/// (including those refused), after the answer is known.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let (path, source) = call_site(&req);
     let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
 
     let principal = match bearer(&req) {

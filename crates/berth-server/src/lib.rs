@@ -336,7 +336,7 @@ pub fn router(state: AppState) -> Router {
         // A registry's push events, authenticated by its notification secret.
         .nest(
             api::auto_deploy::NOTIFICATIONS_PATH,
-            api::auto_deploy::notifications(),
+            api::auto_deploy::notifications(state.clone()),
         )
         .nest("/api/v1", v1)
         // The console: server-rendered pages at `/`, `/login`, `/orgs/...`.

@@ -444,7 +444,7 @@ impl Store {
         answer: &IdempotentAnswer,
     ) -> Result<()> {
         let start = window_start();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM ci_idempotency WHERE created_at <= $1")
             .bind(&start)
             .execute(&mut *tx)

@@ -414,7 +414,7 @@ impl Store {
         } = target;
         let component_id = self.component_id(org, project, component).await?;
         let org_id = self.org_id(org).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let env_id: String =
             sqlx::query_scalar("SELECT id FROM environments WHERE org_id = $1 AND name = $2")
                 .bind(&org_id)
@@ -605,7 +605,7 @@ impl Store {
         status: DeploymentStatus,
         reason: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let at = now();
         sqlx::query("UPDATE deployments SET status = $1, phase = NULL, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4")
             .bind(status.as_str())

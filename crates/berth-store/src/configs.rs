@@ -40,7 +40,7 @@ impl Store {
         unset: &[(String, String)],
     ) -> Result<()> {
         let (component_id, env_id) = self.component_env_id(target, env).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for (class, name) in unset {
             sqlx::query(
                 "DELETE FROM component_configs WHERE component_id = $1 AND environment_id = $2

@@ -304,7 +304,7 @@ impl Store {
     }
 
     async fn bootstrap_once(&self) -> Result<Option<Bootstrap>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
             .await?;
@@ -332,6 +332,17 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Begins a transaction that may write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at its
+    /// first write with SQLITE_BUSY_SNAPSHOT ("database is locked", no busy wait) whenever
+    /// another connection committed in between, which concurrent API calls make routine.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 }
 
@@ -496,6 +507,33 @@ mod tests {
         .await
         .expect("not waiting for a lock")
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_read_then_write_transactions_all_commit() {
+        // insert_token reads the user, then writes: as deferred SQLite transactions, some of
+        // these failed with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517) once another
+        // one committed between their read and their write (found by scripts/api-fuzz).
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store_in(dir.path()).await;
+        store.bootstrap().await.unwrap().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.spawn(async move { store.insert_token("admin", &format!("t{i}"), None).await });
+        }
+        let mut failed = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r.unwrap() {
+                failed.push(e.to_string());
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of 40 failed: {failed:?}",
+            failed.len()
+        );
+        assert_eq!(store.list_tokens(Some("admin")).await.unwrap().len(), 41);
     }
 
     #[tokio::test]

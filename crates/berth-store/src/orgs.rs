@@ -124,7 +124,7 @@ impl Store {
         display_name: &str,
         description: &str,
     ) -> Result<Org> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         insert_org_tx(&mut tx, name, display_name, description).await?;
         tx.commit().await?;
         self.get_org(name)
@@ -178,7 +178,7 @@ impl Store {
 
     /// Deletes an organization; refused (conflict) while it still has projects.
     pub async fn delete_org(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -237,7 +237,7 @@ impl Store {
         position: Option<i64>,
     ) -> Result<Environment> {
         let org_id = self.require_org(org).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let mut ids: Vec<String> = environments_tx(&mut tx, &org_id)
             .await?
             .into_iter()
@@ -297,7 +297,7 @@ impl Store {
         order: &[String],
     ) -> Result<Vec<Environment>> {
         let org_id = self.require_org(org).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let current = environments_tx(&mut tx, &org_id).await?;
         let known = |n: &str| current.iter().any(|(_, name)| name == n);
         let mut problems = Vec::new();
@@ -358,7 +358,7 @@ impl Store {
     /// component refers to it, and for the organization's last environment.
     pub async fn delete_environment(&self, org: &str, name: &str) -> Result<()> {
         let org_id = self.require_org(org).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let current = environments_tx(&mut tx, &org_id).await?;
         let id = current
             .iter()

@@ -23,7 +23,7 @@ impl Store {
         let id = self
             .component_id(target.org, target.project, target.component)
             .await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM component_sources WHERE component_id = $1 AND kind = 'endpoints'")
             .bind(&id)
             .execute(&mut *tx)

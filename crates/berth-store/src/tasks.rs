@@ -397,7 +397,7 @@ impl Store {
         next: Option<DateTime<Utc>>,
         x: &NewExecution<'_>,
     ) -> Result<Option<ExecutionRecord>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let moved = sqlx::query(
             "UPDATE task_schedules SET next_fire_at = $1
              WHERE component_id = $2 AND environment_id = $3 AND next_fire_at IS NOT DISTINCT FROM $4",
@@ -422,7 +422,7 @@ impl Store {
 
     /// Records an execution outside any schedule (Run Now) and returns it.
     pub async fn insert_execution(&self, x: &NewExecution<'_>) -> Result<ExecutionRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let id = insert_execution_tx(&mut tx, x)
             .await?
             .ok_or_else(|| Error::Conflict {
@@ -449,7 +449,7 @@ impl Store {
     /// cancel and a normal exit racing each other record one outcome). A `None` reason keeps
     /// the stored one.
     pub async fn finish_execution(&self, id: &str, end: &ExecutionEnd<'_>) -> Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let ids: Option<(String, String)> = sqlx::query_as(
             "SELECT component_id, environment_id FROM task_executions
              WHERE id = $1 AND status = 'running'",

@@ -131,7 +131,7 @@ impl Store {
         name: &str,
         expires_at: Option<String>,
     ) -> Result<(ApiToken, String)> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let user_id: String = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(user)
             .fetch_optional(&mut *tx)

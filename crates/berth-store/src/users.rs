@@ -88,7 +88,7 @@ const AUDIT_ROWS_PER_STATEMENT: usize = 100;
 
 impl Store {
     pub async fn insert_user(&self, name: &str, display_name: &str, role: Role) -> Result<User> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         insert_user_tx(&mut tx, name, display_name, role).await?;
         tx.commit().await?;
         self.get_user(name)
@@ -116,7 +116,7 @@ impl Store {
     /// Deletes a user and their tokens. The last admin cannot be deleted (nobody could
     /// administer berth afterwards).
     pub async fn delete_user(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)

@@ -1146,7 +1146,11 @@ fn confirm(yes: bool, kind: &str, name: &str) -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        // bollard logs every request and response body at debug and trace: container
+        // definitions with secret environment values, inspections that echo them. Capped at
+        // info whatever BERTH_LOG says (crates/berth/tests/secrets_leak.rs).
+        .add_directive("bollard=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -23,8 +23,6 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 
-type ComponentPath = Path<(String, String, String)>;
-
 fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -40,7 +38,7 @@ fn not_set(component: &str) -> ApiError {
 pub async fn get_auto_deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
 ) -> ApiResult<Json<AutoDeploy>> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &component).await?;
@@ -65,7 +63,7 @@ pub async fn get_auto_deploy(
 pub async fn put_auto_deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
     Json(body): Json<PutAutoDeploy>,
 ) -> ApiResult<Json<AutoDeploy>> {
     auth.require(Action::Write)?;
@@ -159,7 +157,7 @@ pub async fn put_auto_deploy(
 pub async fn delete_auto_deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
 ) -> ApiResult<Json<AutoDeploy>> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &component).await?;
@@ -183,7 +181,7 @@ pub async fn delete_auto_deploy(
 pub async fn check_auto_deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
 ) -> ApiResult<Json<AutoDeployCheck>> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &component).await?;
@@ -304,7 +302,46 @@ pub async fn registry_notification(
     Ok(Json(RegistryNotificationAccepted { checks }))
 }
 
-/// Routes under [`NOTIFICATIONS_PATH`].
-pub fn notifications() -> Router<AppState> {
-    Router::new().route("/{org}/{registry}", post(registry_notification))
+/// Routes under [`NOTIFICATIONS_PATH`], each call audited (it can start deploys).
+pub fn notifications(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/{org}/{registry}", post(registry_notification))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            audit_notification,
+        ))
+}
+
+/// Writes the audit row of a registry notification once its answer is known: the actor is
+/// the registry (`registry:<org>/<name>`) when its secret matched, else `anonymous`.
+async fn audit_notification(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let (path, source) = crate::auth::call_site(&req);
+    let request_id = crate::error::REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_default();
+    let response = next.run(req).await;
+    let status = response.status();
+    let actor = match path.strip_prefix(NOTIFICATIONS_PATH) {
+        Some(rest) if status != axum::http::StatusCode::UNAUTHORIZED => {
+            format!("registry:{}", rest.trim_start_matches('/'))
+        }
+        _ => "anonymous".to_owned(),
+    };
+    let entry = berth_store::NewAuditEntry {
+        actor: &actor,
+        method: method.as_str(),
+        path: &path,
+        status: status.as_u16(),
+        request_id: &request_id,
+        source: &source,
+    };
+    if let Err(e) = state.store().insert_audit(&entry).await {
+        tracing::error!(error = %e, %path, "writing the audit row failed");
+    }
+    response
 }

@@ -43,8 +43,6 @@ pub const HOOK_REQUESTS_PER_MINUTE: u32 = 30;
 /// The path of the deploy webhook (also in snippets and docs/ci.md).
 pub const HOOK_PATH: &str = "/api/v1/hooks/deploy";
 
-type ComponentPath = Path<(String, String, String)>;
-
 fn unauthorized() -> ApiError {
     // One body for missing, malformed, unknown, revoked and expired tokens alike.
     ApiError::new(
@@ -60,7 +58,7 @@ fn unauthorized() -> ApiError {
 pub async fn list_ci_tokens(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
 ) -> ApiResult<Json<List<CiToken>>> {
     auth.require(Action::Write)?;
     let target = ComponentRef {
@@ -82,7 +80,7 @@ pub async fn list_ci_tokens(
 pub async fn create_ci_token(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, component)): ComponentPath,
+    Path((org, project, component)): Path<(String, String, String)>,
     Json(body): Json<CreateCiToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedCiToken>)> {
     auth.require(Action::Write)?;

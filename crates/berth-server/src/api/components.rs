@@ -25,8 +25,6 @@ use crate::deploy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 
-type ComponentPath = Path<(String, String, String)>;
-
 pub(crate) async fn component_or_404(
     state: &AppState,
     org: &str,
@@ -229,7 +227,7 @@ pub async fn create_component(
 pub async fn get_component(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Component>> {
     Ok(Json(component_or_404(&state, &org, &project, &name).await?))
 }
@@ -240,7 +238,7 @@ pub async fn get_component(
 pub async fn update_component(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<UpdateComponent>,
 ) -> ApiResult<Json<Component>> {
     auth.require(Action::Write)?;
@@ -281,7 +279,7 @@ pub async fn update_component(
 pub async fn delete_component(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &name).await?;
@@ -335,7 +333,7 @@ fn accepted(state: &AppState, d: &Deployment, created: bool) -> (StatusCode, Jso
 pub async fn deploy(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<DeployRequest>,
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
@@ -613,7 +611,7 @@ pub(crate) async fn deploy_with(
 pub async fn promote(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<PromoteRequest>,
 ) -> ApiResult<(StatusCode, Json<DeployAccepted>)> {
     auth.require(Action::Write)?;
@@ -700,7 +698,7 @@ pub struct DeploymentsQuery {
 pub async fn list_deployments(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<DeploymentsQuery>,
 ) -> ApiResult<Json<List<Deployment>>> {
     component_or_404(&state, &org, &project, &name).await?;
@@ -720,7 +718,7 @@ pub async fn list_deployments(
 pub async fn previous_images(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<List<PreviousImage>>> {
     component_or_404(&state, &org, &project, &name).await?;
     Ok(Json(List {
@@ -733,7 +731,7 @@ pub async fn previous_images(
 pub async fn environments(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<List<EnvironmentState>>> {
     let component = component_or_404(&state, &org, &project, &name).await?;
     let envs = state.store().list_environments(&org).await?;
@@ -847,7 +845,7 @@ pub struct Logs {
 pub async fn logs(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<Logs>> {
     let tail = q.tail.unwrap_or(100);

@@ -17,8 +17,6 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 
-type ComponentPath = Path<(String, String, String)>;
-
 /// Largest endpoints or schema file.
 const SOURCE_MAX: usize = 512 * 1024;
 
@@ -263,7 +261,7 @@ fn check_schema(name: &str, content: &str) -> Result<(), String> {
 pub async fn put_endpoints(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<PutEndpoints>,
 ) -> ApiResult<Json<EndpointsState>> {
     auth.require(Action::Write)?;
@@ -302,7 +300,7 @@ pub async fn put_endpoints(
 pub async fn get_endpoints(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<EndpointsState>> {
     let target = ComponentRef {
         org: &org,

@@ -18,11 +18,14 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 
+/// The API's OpenAPI document, served at `/api/v1/openapi.json`. Path parameters are read by
+/// utoipa (`axum_extras`) from each handler's spelled-out `Path<(String, …)>` argument: a type
+/// alias hides them. `tests::every_path_template_parameter_is_declared` catches a miss.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "berth API", description = "Deploy prebuilt container images as managed components."),
     paths(
-        system::healthz, system::readyz,
+        system::healthz, system::readyz, system::metrics, system::openapi,
         users::whoami, users::list_users, users::create_user, users::get_user, users::delete_user,
         users::list_tokens, users::create_token, users::revoke_token, users::list_audit,
         orgs::list_orgs, orgs::create_org, orgs::get_org, orgs::update_org, orgs::delete_org,
@@ -49,7 +52,7 @@ use crate::AppState;
         tasks::cancel_execution,
         render::render,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -68,6 +71,106 @@ impl Modify for BearerAuth {
             "ci_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Operations that answer without any token.
+const PUBLIC_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+
+/// Reads that need more than the viewer role (`auth.require(…)` in a GET handler).
+const RESTRICTED_READS: [&str; 6] = [
+    "get_auto_deploy",
+    "list_ci_tokens",
+    "render",
+    "list_users",
+    "get_user",
+    "list_audit",
+];
+
+/// The error answers every handler shares through its extractors and middleware, added to
+/// each operation that can give them (a handler's own declaration wins):
+/// - 401 without a valid token (everything but [`PUBLIC_PATHS`]);
+/// - 403 when the caller's role is too low (mutations and [`RESTRICTED_READS`]);
+/// - 404 when a path parameter names nothing;
+/// - 422 for a query string or body of the wrong shape (`crate::extract`);
+/// - 400 for malformed JSON, 413 past the body limit, 415 for a body that is not JSON.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ApiError")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let public = PUBLIC_PATHS.contains(&path.as_str());
+            let ops = [
+                (false, item.get.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.delete.as_mut()),
+                (true, item.patch.as_mut()),
+            ];
+            for (mutating, op) in ops {
+                let Some(op) = op else { continue };
+                let params = op.parameters.iter().flatten().filter_map(|p| match p {
+                    RefOr::T(p) => Some(&p.parameter_in),
+                    RefOr::Ref(_) => None,
+                });
+                let has_path = params.clone().any(|p| *p == ParameterIn::Path);
+                let has_query = params.clone().any(|p| *p == ParameterIn::Query);
+                let body_types: Vec<String> = match &op.request_body {
+                    Some(RefOr::T(b)) => b.content.keys().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                let json_body = body_types.iter().any(|t| t == "application/json");
+                let restricted = op
+                    .operation_id
+                    .as_deref()
+                    .is_some_and(|id| RESTRICTED_READS.contains(&id));
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                if !public {
+                    add("401", "missing, unknown, expired or revoked token");
+                    if mutating || restricted {
+                        add("403", "the caller's role does not allow this");
+                    }
+                }
+                if has_path {
+                    add("404", "a path parameter names nothing");
+                }
+                if has_query {
+                    add("422", "a query parameter is invalid (`field` names it)");
+                }
+                if !body_types.is_empty() {
+                    add("413", "the request body is too large");
+                }
+                if json_body {
+                    add("400", "the body is not well-formed JSON");
+                    add("415", "the body is not JSON (Content-Type)");
+                    add(
+                        "422",
+                        "the body has the wrong shape or an invalid value (`field` names it)",
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -236,3 +339,6 @@ pub fn authenticated() -> Router<AppState> {
                 .delete(orgs::delete_project),
         )
 }
+
+#[cfg(test)]
+mod tests;

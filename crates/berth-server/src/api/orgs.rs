@@ -280,7 +280,8 @@ pub async fn update_project(
 }
 
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/projects/{project}", tag = "projects",
-    responses((status = 204), (status = 404, body = berth_core::api::ApiError)))]
+    responses((status = 204), (status = 404, body = berth_core::api::ApiError),
+              (status = 409, body = berth_core::api::ApiError, description = "the project still has components")))]
 pub async fn delete_project(
     State(state): State<AppState>,
     auth: Auth,

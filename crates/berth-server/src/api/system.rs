@@ -93,6 +93,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics: the gateway's per-route request counts and latency sums.
+#[utoipa::path(get, path = "/metrics", tag = "system", security(),
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -103,6 +105,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", security(),
+    responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
     axum::Json(super::ApiDoc::openapi())
 }

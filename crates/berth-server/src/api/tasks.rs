@@ -22,9 +22,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::tasks::{self, DEFAULT_HISTORY};
 
-type ComponentPath = Path<(String, String, String)>;
-type EnvPath = Path<(String, String, String, String)>;
-
 /// Longest deadline accepted (a year).
 const DEADLINE_MAX: i64 = 365 * 24 * 3600;
 /// Largest history limit.
@@ -169,7 +166,7 @@ fn history(field: &str, value: Option<i64>, default: i64) -> ApiResult<i64> {
 pub async fn get_schedule(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name, env)): EnvPath,
+    Path((org, project, name, env)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<TaskSchedule>> {
     component_or_404(&state, &org, &project, &name).await?;
     env_in_path(&state, &org, &env).await?;
@@ -199,7 +196,7 @@ pub async fn get_schedule(
 pub async fn put_schedule(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name, env)): EnvPath,
+    Path((org, project, name, env)): Path<(String, String, String, String)>,
     Json(body): Json<PutSchedule>,
 ) -> ApiResult<Json<TaskSchedule>> {
     auth.require(Action::Write)?;
@@ -262,7 +259,7 @@ pub async fn put_schedule(
 pub async fn delete_schedule(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name, env)): EnvPath,
+    Path((org, project, name, env)): Path<(String, String, String, String)>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
     component_or_404(&state, &org, &project, &name).await?;
@@ -290,7 +287,7 @@ pub async fn delete_schedule(
 pub async fn run(
     State(state): State<AppState>,
     auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Json(body): Json<RunRequest>,
 ) -> ApiResult<(StatusCode, Json<Execution>)> {
     auth.require(Action::Write)?;
@@ -395,7 +392,7 @@ pub struct ExecutionsQuery {
 pub async fn list_executions(
     State(state): State<AppState>,
     _auth: Auth,
-    Path((org, project, name)): ComponentPath,
+    Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<ExecutionsQuery>,
 ) -> ApiResult<Json<ExecutionList>> {
     component_or_404(&state, &org, &project, &name).await?;

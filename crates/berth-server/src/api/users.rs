@@ -105,7 +105,8 @@ pub async fn list_tokens(
 
 /// Creates an API token. Anyone may create tokens for themselves; admins for anyone.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateApiToken,
-    responses((status = 201, body = CreatedApiToken), (status = 409, body = berth_core::api::ApiError)))]
+    responses((status = 201, body = CreatedApiToken), (status = 409, body = berth_core::api::ApiError),
+              (status = 422, body = berth_core::api::ApiError)))]
 pub async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -115,6 +116,13 @@ pub async fn create_token(
         auth.require(Action::Administer)?;
     }
     validate_name("name", &body.name)?;
+    // A body field naming nothing is the caller's 422 (the path names nothing here).
+    if state.store().get_user(&body.user).await?.is_none() {
+        return Err(ApiError::validation(
+            "user",
+            format!("user {:?} not found", body.user),
+        ));
+    }
     let expires_at = match body.expires_in_days {
         None => None,
         Some(days @ 1..=3650) => Some(

@@ -442,7 +442,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
         axum::Form::<T>::from_request(req, state)
             .await
             .map(|f| Form(f.0))
-            .map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.body_text()))
+            .map_err(|e| {
+                // Past the body limit is a 413 like everywhere else; any other bad form a 400.
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large")
+                } else {
+                    PageError::new(StatusCode::BAD_REQUEST, e.body_text())
+                }
+            })
     }
 }
 
