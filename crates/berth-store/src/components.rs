@@ -272,7 +272,7 @@ impl Store {
                 d.id AS d_id, d.release_id AS d_release_id, r.repository AS d_repository,
                 r.tag AS d_tag, r.digest AS d_digest, d.status AS d_status,
                 d.reason AS d_reason, d.trigger AS d_trigger, d.actor AS d_actor,
-                d.created_at AS d_created_at, d.updated_at AS d_updated_at
+                d.phase AS d_phase, d.created_at AS d_created_at, d.updated_at AS d_updated_at
              FROM components c JOIN projects p ON p.id = c.project_id
              JOIN orgs o ON o.id = p.org_id JOIN registries g ON g.id = c.registry_id
              LEFT JOIN environments fe ON fe.id = (SELECT e.id FROM environments e
@@ -299,6 +299,7 @@ impl Store {
                 let repository: String = row.try_get("d_repository")?;
                 let digest: String = row.try_get("d_digest")?;
                 let status: String = row.try_get("d_status")?;
+                let phase: Option<String> = row.try_get("d_phase")?;
                 Some(Deployment {
                     id,
                     org: component.org.clone(),
@@ -310,6 +311,7 @@ impl Store {
                     tag: row.try_get("d_tag")?,
                     digest,
                     status: DeploymentStatus::parse(&status),
+                    phase: phase.as_deref().map(DeploymentPhase::parse),
                     reason: row.try_get("d_reason")?,
                     trigger: row.try_get("d_trigger")?,
                     actor: row.try_get("d_actor")?,
