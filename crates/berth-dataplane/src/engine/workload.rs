@@ -604,11 +604,12 @@ pub(crate) async fn rollout(
     let instances: Vec<Instance> = slots.into_iter().flatten().collect();
 
     let backends: Vec<SocketAddr> = instances.iter().filter_map(|i| i.address).collect();
-    let _ = events.send(RolloutEvent::Switching {
-        backends: backends.len(),
-    });
     if !missing.is_empty() {
-        // Only a switch to new instances (the reconciler's no-op rollouts switch too).
+        // A phase only when traffic moves to new instances (the reconciler's no-op rollouts
+        // switch to the same backends again and report just `Switched`).
+        let _ = events.send(RolloutEvent::Switching {
+            backends: backends.len(),
+        });
         engine.fault_hold(DeploymentPhase::Switching).await;
     }
     routes.switch(&spec.key, &backends);
