@@ -15,6 +15,8 @@ pub mod extract;
 pub mod gateway;
 pub mod leader;
 pub mod tasks;
+#[cfg(test)]
+mod test_support;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

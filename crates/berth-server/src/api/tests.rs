@@ -4,18 +4,15 @@
 //! documented.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use berth_store::Store;
-use berth_store::keys::MasterKey;
 use serde_json::Value;
 use tower::ServiceExt;
 use utoipa::OpenApi;
 
 use super::ApiDoc;
-use crate::{AppState, RuntimeConfig, router};
+use crate::router;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -120,36 +117,7 @@ fn an_undeclared_parameter_is_reported() {
     );
 }
 
-struct Fixture {
-    state: AppState,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let key = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = Store::open_in_memory().await.unwrap().with_master_key(&key);
-    let token = store.bootstrap().await.unwrap().unwrap().admin_token;
-    let state = AppState::new(
-        store,
-        Err("no engine in this test".into()),
-        RuntimeConfig {
-            ssrf: berth_registry::SsrfPolicy::default(),
-            ready_timeout: std::time::Duration::from_secs(5),
-            drain: std::time::Duration::from_millis(10),
-            public_url: "http://127.0.0.1:7400".into(),
-            ci_rate_per_minute: 30,
-            kubernetes: Default::default(),
-        },
-        Arc::new(crate::gateway::Gateway::new("http://127.0.0.1:7480".into())),
-    );
-    Fixture {
-        state,
-        token,
-        _dir: dir,
-    }
-}
+use crate::test_support::{Fixture, fixture};
 
 /// Sends `method path` with the admin token and an empty JSON object (mutating methods).
 async fn call(f: &Fixture, method: &str, path: &str) -> (StatusCode, String) {

@@ -1,46 +1,13 @@
 //! Console handler tests through `router(state).oneshot(…)`: sign-in and sessions, the CSRF
 //! check on every POST, escaping of user content, inline form errors, routing next to the API.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use berth_store::Store;
-use berth_store::keys::MasterKey;
 use tower::ServiceExt;
 
-use crate::{AppState, RuntimeConfig, router};
+use crate::{AppState, router};
 
-struct Fixture {
-    state: AppState,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let key = MasterKey::load_or_create(dir.path()).unwrap();
-    let store = Store::open_in_memory().await.unwrap().with_master_key(&key);
-    let token = store.bootstrap().await.unwrap().unwrap().admin_token;
-    let state = AppState::new(
-        store,
-        Err("no engine in this test".into()),
-        RuntimeConfig {
-            ssrf: berth_registry::SsrfPolicy::default(),
-            ready_timeout: std::time::Duration::from_secs(5),
-            drain: std::time::Duration::from_millis(10),
-            public_url: "http://127.0.0.1:7400".into(),
-            ci_rate_per_minute: 30,
-            kubernetes: Default::default(),
-        },
-        Arc::new(crate::gateway::Gateway::new("http://127.0.0.1:7480".into())),
-    );
-    Fixture {
-        state,
-        token,
-        _dir: dir,
-    }
-}
+use crate::test_support::{Fixture, fixture};
 
 struct Answer {
     status: StatusCode,
