@@ -247,6 +247,23 @@ impl Engine {
     }
 
     /// The negotiated client, connecting first when there is none yet.
+    /// The reconciler's fast path for a workload that already serves: when `listed` (the
+    /// pass's listing of every managed instance, taken moments ago) shows exactly the spec's
+    /// replicas of its release running, and each passes a readiness check now, they are routed
+    /// and this returns true, without listing the workload's containers again (Podman takes
+    /// tens of milliseconds per listing with hundreds of containers). Otherwise false, and the
+    /// caller rolls out, which looks again and replaces what is broken.
+    pub async fn keep_listed(
+        &self,
+        spec: &WorkloadSpec,
+        routes: &dyn RouteSwitch,
+        listed: &[Instance],
+    ) -> bool {
+        let lock = self.rollout_lock(&spec.key);
+        let _serialized = lock.lock().await;
+        workload::keep_listed(self, spec, routes, listed).await
+    }
+
     pub(crate) async fn client(&self) -> Result<Client> {
         if let Some(c) = self.slot().as_ref() {
             return Ok(c.clone());

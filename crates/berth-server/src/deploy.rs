@@ -562,6 +562,12 @@ async fn keep_serving(
     if state.runners().snapshot().contains(&key) {
         return;
     }
+    // The usual case, answered from the pass's listing: the release runs and is ready.
+    if let Some(e) = engine.as_engine()
+        && e.keep_listed(&spec, state.gateway().as_ref(), listed).await
+    {
+        return;
+    }
     let before: HashSet<&str> = listed
         .iter()
         .filter(|i| i.key == key && i.release == work.deployment.id)
