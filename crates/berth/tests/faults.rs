@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, stderr};
+use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, push_unique, stderr};
 use serde_json::{Value, json};
 
 fn containers(component: &str) -> Vec<String> {
@@ -134,52 +134,11 @@ impl OwnRegistry {
         assert!(out.status.success(), "skopeo copy: {}", stderr(&out));
     }
 
-    /// Builds an image of its own from `base` (on the shared test registry) with a unique
-    /// label, pushes it here as `name` and removes it from the engine: its manifest digest is
-    /// new, so the engine cannot find it locally (Podman matches a `repo@digest` reference
-    /// by digest across repositories) and a deploy of it has to pull from this registry.
+    /// An image of its own built from `base`, pushed here as `name` (see `push_unique`).
     fn push_unique(&self, env: &berth_testkit::TestEnv, base: &str, name: &str) -> String {
         let image = format!("{}/{name}", self.host);
-        let nonce = format!(
-            "{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let ctx = tempfile::tempdir().unwrap();
-        std::fs::write(
-            ctx.path().join("Containerfile"),
-            format!(
-                "FROM {}/{base}\nLABEL berth.test.unique={nonce}\n",
-                env.registry
-            ),
-        )
-        .unwrap();
-        let creds = format!("{}:{}", env.user, env.password);
-        let run = |args: &[&str]| {
-            let out = Command::new("podman").args(args).output().unwrap();
-            assert!(out.status.success(), "podman {args:?}: {}", stderr(&out));
-        };
-        run(&[
-            "build",
-            "--quiet",
-            "--pull=missing",
-            "--creds",
-            &creds,
-            "-t",
-            &image,
-            ctx.path().to_str().unwrap(),
-        ]);
-        run(&[
-            "push",
-            "--quiet",
-            "--cert-dir",
-            self.certs_d.to_str().unwrap(),
-            &image,
-        ]);
-        run(&["rmi", &image]);
+        let certs = self.certs_d.to_str().unwrap();
+        push_unique(env, base, &image, &["--cert-dir", certs]);
         image
     }
 

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, stdout};
+use common::{ServerProc, add_local_registry, get_body, http, json_out, ok, push_unique, stdout};
 use serde_json::Value;
 
 fn containers(component: &str) -> Vec<String> {
@@ -125,42 +125,18 @@ fn releases(component: &str) -> Vec<String> {
         .collect()
 }
 
-/// An image of its own, built from `base` with a unique label and pushed to the test registry
-/// as `repo:tag`, then removed from the engine: a deploy of it has to pull (the cached test
-/// images are never pulled again, so their pulling phase never happens).
-fn push_unique(env: &berth_testkit::TestEnv, base: &str, repo: &str, tag: &str) -> String {
+/// An image of its own pushed to the test registry as `repo:tag` (see `common::push_unique`):
+/// a deploy of it has to pull (the cached test images are never pulled again, so their
+/// pulling phase never happens).
+fn push_unique_to_test_registry(
+    env: &berth_testkit::TestEnv,
+    base: &str,
+    repo: &str,
+    tag: &str,
+) -> String {
     let image = format!("{}/{repo}:{tag}", env.registry);
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Containerfile"),
-        format!(
-            "FROM {}/{base}\nLABEL berth.test.unique={repo}-{tag}\n",
-            env.registry
-        ),
-    )
-    .unwrap();
     let creds = format!("{}:{}", env.user, env.password);
-    let run = |args: &[&str]| {
-        let out = Command::new("podman").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let dir = ctx.path().to_str().unwrap();
-    run(&[
-        "build",
-        "--quiet",
-        "--pull=missing",
-        "--creds",
-        &creds,
-        "-t",
-        &image,
-        dir,
-    ]);
-    run(&["push", "--quiet", "--creds", &creds, &image]);
-    run(&["rmi", &image]);
+    push_unique(env, base, &image, &["--creds", &creds]);
     image
 }
 
@@ -217,7 +193,7 @@ fn kill_9_in_each_rollout_phase_then_restart_converges() {
         .unwrap()
         .as_nanos()
         .to_string();
-    let unique = push_unique(&env, "test/web:v2", &repo, &nonce);
+    let unique = push_unique_to_test_registry(&env, "test/web:v2", &repo, &nonce);
     let never_ready = format!("{}/test/never-ready:latest", env.registry);
     // By image: `--tag` would apply to the component's image, never-ready since round 2.
     let web = |tag: &str| format!("{}/test/web:{tag}", env.registry);

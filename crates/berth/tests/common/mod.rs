@@ -253,3 +253,44 @@ pub fn add_local_registry(server: &ServerProc, env: &berth_testkit::TestEnv, org
     }
     ok(cli_stdin(server, &args, &env.password));
 }
+
+/// An image of its own: built from `base` (on the shared test registry) with a unique label,
+/// pushed as `image` with `push_args` (its credentials or cert dir) and removed from the
+/// engine. Its manifest digest is new, so the engine cannot find it locally (Podman matches a
+/// `repo@digest` reference by digest across repositories) and a deploy of it has to pull.
+pub fn push_unique(env: &berth_testkit::TestEnv, base: &str, image: &str, push_args: &[&str]) {
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!(
+            "FROM {}/{base}\nLABEL berth.test.unique={nonce}\n",
+            env.registry
+        ),
+    )
+    .unwrap();
+    let creds = format!("{}:{}", env.user, env.password);
+    let run = |args: &[&str]| {
+        let out = Command::new("podman").args(args).output().unwrap();
+        assert!(out.status.success(), "podman {args:?}: {}", stderr(&out));
+    };
+    run(&[
+        "build",
+        "--quiet",
+        "--pull=missing",
+        "--creds",
+        &creds,
+        "-t",
+        image,
+        ctx.path().to_str().unwrap(),
+    ]);
+    run(&[&["push", "--quiet"], push_args, &[image]].concat());
+    run(&["rmi", image]);
+}
