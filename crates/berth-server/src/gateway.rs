@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::uri::{Authority, PathAndQuery};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use berth_dataplane::{RouteSwitch, WorkloadKey};
@@ -27,8 +27,6 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default)]
 struct Route {
     backends: Vec<SocketAddr>,
-    /// `backends` as URI authorities (made once per switch, not per request).
-    authorities: Vec<Authority>,
     /// `X-Forwarded-Prefix` of path-routed requests: `/<org>/<project>/<component>/<env>`.
     prefix: Option<HeaderValue>,
     /// Host-routed (web app) rather than path-routed.
@@ -483,10 +481,6 @@ impl RouteSwitch for Gateway {
                 key.clone(),
                 Route {
                     backends: backends.to_vec(),
-                    authorities: backends
-                        .iter()
-                        .filter_map(|b| Authority::try_from(b.to_string()).ok())
-                        .collect(),
                     prefix: HeaderValue::try_from(format!(
                         "/{}/{}/{}/{}",
                         key.org, key.project, key.component, key.env
@@ -752,8 +746,7 @@ async fn forward(
             format!("{key} has no ready instance"),
         );
     }
-    let i = gw.next.fetch_add(1, Ordering::Relaxed) % backends.len();
-    let backend = backends[i];
+    let backend = backends[gw.next.fetch_add(1, Ordering::Relaxed) % backends.len()];
     // Origin-form (`/path?query`): the request goes straight to the instance.
     let uri = match PathAndQuery::try_from(upstream_path.as_str()) {
         Ok(p) => Uri::from(p),
@@ -800,8 +793,7 @@ async fn forward(
         }
         None => {
             if !headers.contains_key(header::HOST)
-                && let Some(a) = route.authorities.get(i)
-                && let Ok(v) = HeaderValue::from_str(a.as_str())
+                && let Ok(v) = HeaderValue::try_from(backend.to_string())
             {
                 headers.insert(header::HOST, v);
             }
