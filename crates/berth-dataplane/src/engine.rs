@@ -246,24 +246,37 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The negotiated client, connecting first when there is none yet.
-    /// The reconciler's fast path for a workload that already serves: when `listed` (the
-    /// pass's listing of every managed instance, taken moments ago) shows exactly the spec's
-    /// replicas of its release running, and each passes a readiness check now, they are routed
-    /// and this returns true, without listing the workload's containers again (Podman takes
-    /// tens of milliseconds per listing with hundreds of containers). Otherwise false, and the
-    /// caller rolls out, which looks again and replaces what is broken.
-    pub async fn keep_listed(
+    /// What the reconciler does for a workload that serves, under the workload's rollout lock
+    /// (taken once):
+    /// - nothing (`None`) when `superseded()` says a deploy started since the caller read
+    ///   `spec`: its runner rolls the workload out, and rolling out `spec` after it would
+    ///   switch traffic back to the older release;
+    /// - the fast path: when `listed` (the pass's listing of every managed instance, taken
+    ///   moments ago) shows exactly the spec's replicas of its release running, and each
+    ///   passes a readiness check now, they are routed and returned, without listing the
+    ///   workload's containers again (Podman takes tens of milliseconds per listing with
+    ///   hundreds of containers);
+    /// - otherwise a rollout of `spec`, which looks again and replaces what is broken.
+    pub async fn keep_serving(
         &self,
         spec: &WorkloadSpec,
         routes: &dyn RouteSwitch,
         listed: &[Instance],
-    ) -> bool {
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+        superseded: impl Fn() -> bool + Send,
+    ) -> Option<Result<Vec<Instance>>> {
         let lock = self.rollout_lock(&spec.key);
         let _serialized = lock.lock().await;
-        workload::keep_listed(self, spec, routes, listed).await
+        if superseded() {
+            return None;
+        }
+        if let Some(kept) = workload::keep_listed(self, spec, routes, listed).await {
+            return Some(Ok(kept));
+        }
+        Some(workload::rollout(self, spec, routes, events).await)
     }
 
+    /// The negotiated client, connecting first when there is none yet.
     pub(crate) async fn client(&self) -> Result<Client> {
         if let Some(c) = self.slot().as_ref() {
             return Ok(c.clone());

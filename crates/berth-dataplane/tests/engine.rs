@@ -609,6 +609,60 @@ async fn rolling_out_the_running_release_again_is_a_noop() {
     assert_eq!(fx.engine.instances(&key).await.unwrap().len(), 2);
 }
 
+/// The reconciler's check of a serving workload (`Engine::keep_serving`): the fast path keeps
+/// what runs without touching it; a check that read the workload before a deploy started, and
+/// waited for that deploy's rollout lock, stands down instead of rolling the older release
+/// back out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_check_that_lost_the_race_to_a_deploy_stands_down() {
+    let Some(fx) = fixture("stale", 1) else {
+        return;
+    };
+    let key = fx.key(0, "web");
+    let routes = Routes::default();
+    let (tx, _rx) = channel();
+    let v1 = fx.web(key.clone(), "r1", "test/web:v1");
+    let first = fx.engine.rollout(&v1, &routes, &tx).await.unwrap();
+    let listed = fx.engine.list_managed().await.unwrap();
+
+    // Nothing changed: the fast path answers from the listing, the same instance serves.
+    let kept = fx
+        .engine
+        .keep_serving(&v1, &routes, &listed, &tx, || false)
+        .await
+        .expect("not superseded")
+        .unwrap();
+    assert_eq!(kept, first);
+    assert_eq!(routes.current(), addresses(&first));
+
+    // A deploy of r2 starts (its runner is recorded first, then it takes the workload's lock)
+    // after the check read r1 and the listing; the check then waits for the lock.
+    let deploying = AtomicBool::new(false);
+    let v2 = fx.web(key.clone(), "r2", "test/web:v2");
+    let deploy = async {
+        deploying.store(true, Ordering::SeqCst);
+        fx.engine.rollout(&v2, &routes, &tx).await
+    };
+    let check = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fx.engine
+            .keep_serving(&v1, &routes, &listed, &tx, || {
+                deploying.load(Ordering::SeqCst)
+            })
+            .await
+    };
+    let (second, check) = tokio::join!(deploy, check);
+    let second = second.unwrap();
+    assert!(check.is_none(), "the stale check acted: {check:?}");
+    // r2 serves, and only r2 runs.
+    assert_eq!(routes.current(), addresses(&second));
+    let now = fx.engine.instances(&key).await.unwrap();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].release, "r2");
+    let (status, body) = get(routes.current()[0], "/").await.unwrap();
+    assert_eq!((status, body.trim()), (200, "hello from v2"));
+}
+
 #[tokio::test]
 async fn env_files_and_limits_reach_the_container() {
     let Some(fx) = fixture("cfg", 1) else { return };

@@ -12,7 +12,7 @@
 //! unfinished deployments ([`PENDING_POLL`]), and followers route their gateways from the store
 //! and what runs ([`follow`]) without changing anything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use berth_core::api::{ComponentType, DeploymentStatus, RegistryAuthType};
@@ -468,7 +468,8 @@ async fn reconcile_listed(
     };
     // A listing passed in may be older than the runners started since (their new instances
     // are not in it): leave those workloads to them too.
-    busy.extend(state.runners().snapshot());
+    let (now_busy, mark) = state.runners().snapshot_marked();
+    busy.extend(now_busy);
     // What serves is read after the listing and the runners: a runner that ended before the
     // snapshot recorded its outcome first, so `serving` knows its release; one still running
     // is in `busy`. (Read the other way round, a rollout finishing in between left its new,
@@ -529,7 +530,7 @@ async fn reconcile_listed(
     let mut checks = Vec::new();
     for work in &serving {
         if !work.component_type.is_task() && !busy.contains(&key_of(work)) {
-            checks.push(keep_serving(state, engine, work, &instances));
+            checks.push(keep_serving(state, engine, work, &instances, mark));
         }
     }
     futures_util::stream::iter(checks)
@@ -540,12 +541,13 @@ async fn reconcile_listed(
 
 /// Makes sure the serving release of one workload runs and is routed: instances that died or
 /// failed their probe are replaced (with an event on the deployment). `listed` is the pass's
-/// listing of all managed instances.
+/// listing of all managed instances; `mark` is the runners' mark taken before `work` was read.
 async fn keep_serving(
     state: &AppState,
     engine: &Plane,
     work: &DeploymentWork,
     listed: &[berth_dataplane::Instance],
+    mark: u64,
 ) {
     let key = key_of(work);
     let spec = match spec_for(state, work).await {
@@ -556,25 +558,27 @@ async fn keep_serving(
         }
     };
     route_settings(state, &key, work);
-    // A deployment started since the pass took `busy`: its runner rolls the workload out (the
-    // release read by the pass may no longer be the one to serve by the time this rollout
-    // would get the workload's lock, and rolling it out would switch traffic back to it).
-    if state.runners().snapshot().contains(&key) {
+    // A deployment started since the pass read `work`: its runner rolls the workload out (the
+    // release read here may no longer be the one to serve, and rolling it out after the
+    // runner would switch traffic back to it). Asked again under the workload's lock.
+    let superseded = || state.runners().started_since(&key, mark);
+    if superseded() {
         return;
     }
-    // The usual case, answered from the pass's listing: the release runs and is ready.
-    if let Some(e) = engine.as_engine()
-        && e.keep_listed(&spec, state.gateway().as_ref(), listed).await
-    {
-        return;
-    }
+    let Some(e) = engine.as_engine() else { return };
     let before: HashSet<&str> = listed
         .iter()
         .filter(|i| i.key == key && i.release == work.deployment.id)
         .map(|i| i.id.as_str())
         .collect();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    match engine.rollout(&spec, state.gateway().as_ref(), &tx).await {
+    let Some(outcome) = e
+        .keep_serving(&spec, state.gateway().as_ref(), listed, &tx, superseded)
+        .await
+    else {
+        return;
+    };
+    match outcome {
         Ok(after) => {
             // Liveness: instances that died or failed their probe were replaced; say so on
             // the serving deployment.
@@ -784,28 +788,92 @@ pub async fn sync_routes(state: &AppState) -> Option<Vec<berth_dataplane::Instan
     Some(instances)
 }
 
-/// The set of workloads with an active runner.
+/// The set of workloads with an active runner, and when each last started one.
 #[derive(Debug, Default)]
-pub struct Runners(std::sync::Mutex<HashSet<WorkloadKey>>);
+pub struct Runners(std::sync::Mutex<RunnerSet>);
+
+#[derive(Debug, Default)]
+struct RunnerSet {
+    active: HashSet<WorkloadKey>,
+    /// Counts runner starts; `started` maps a workload to the count at its last start.
+    starts: u64,
+    started: HashMap<WorkloadKey, u64>,
+}
 
 impl Runners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<WorkloadKey>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunnerSet> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     /// True when it was not there.
     pub fn insert(&self, key: WorkloadKey) -> bool {
-        self.lock().insert(key)
+        let mut set = self.lock();
+        if !set.active.insert(key.clone()) {
+            return false;
+        }
+        set.starts += 1;
+        let n = set.starts;
+        set.started.insert(key, n);
+        true
     }
     pub fn remove(&self, key: &WorkloadKey) {
-        self.lock().remove(key);
+        self.lock().active.remove(key);
     }
     pub fn snapshot(&self) -> HashSet<WorkloadKey> {
-        self.lock().clone()
+        self.lock().active.clone()
+    }
+    /// The active runners and a mark to ask [`Runners::started_since`] with.
+    pub fn snapshot_marked(&self) -> (HashSet<WorkloadKey>, u64) {
+        let set = self.lock();
+        (set.active.clone(), set.starts)
+    }
+    /// True when a runner of `key` is active or started after `mark` was taken (it may have
+    /// finished already: what the caller read before may no longer be what serves).
+    pub fn started_since(&self, key: &WorkloadKey, mark: u64) -> bool {
+        let set = self.lock();
+        set.active.contains(key) || set.started.get(key).is_some_and(|n| *n > mark)
     }
     /// Forgets every runner (their term ended and took them along).
     pub fn clear(&self) {
-        self.lock().clear();
+        self.lock().active.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(component: &str) -> WorkloadKey {
+        WorkloadKey {
+            org: "o".into(),
+            project: "p".into(),
+            component: component.into(),
+            env: "development".into(),
+        }
+    }
+
+    #[test]
+    fn runners_tell_a_start_since_the_mark_even_after_it_ended() {
+        let runners = Runners::default();
+        assert!(runners.insert(key("a")));
+        let (busy, mark) = runners.snapshot_marked();
+        assert_eq!(busy, HashSet::from([key("a")]));
+        // Active at the mark: still "started since" (it is the runner's workload).
+        assert!(runners.started_since(&key("a"), mark));
+        assert!(!runners.started_since(&key("b"), mark));
+        // b starts and ends after the mark: what was read of b before may be stale.
+        assert!(runners.insert(key("b")));
+        assert!(!runners.insert(key("b")), "one runner per workload");
+        runners.remove(&key("b"));
+        assert!(runners.started_since(&key("b"), mark));
+        // A later mark sees no start of b since.
+        runners.remove(&key("a"));
+        let (busy, later) = runners.snapshot_marked();
+        assert!(busy.is_empty());
+        assert!(!runners.started_since(&key("a"), later));
+        assert!(!runners.started_since(&key("b"), later));
+        runners.clear();
+        assert!(runners.snapshot().is_empty());
     }
 }

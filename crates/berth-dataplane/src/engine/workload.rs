@@ -627,46 +627,43 @@ pub(crate) async fn rollout(
     Ok(instances)
 }
 
-/// The reconciler's fast path (see [`Engine::keep_listed`]): true when `listed` holds exactly
-/// the spec's replicas, all of its release, running and ready now; they are routed then.
+/// The reconciler's fast path (see [`Engine::keep_serving`]): the instances when `listed`
+/// holds exactly the spec's replicas, all of its release, running and ready now; they are
+/// routed then.
 pub(crate) async fn keep_listed(
     engine: &Engine,
     spec: &WorkloadSpec,
     routes: &dyn RouteSwitch,
     listed: &[Instance],
-) -> bool {
+) -> Option<Vec<Instance>> {
     if validate(spec).is_err() {
-        return false;
+        return None;
     }
     let replicas = spec.replicas as usize;
     let mine: Vec<&Instance> = listed.iter().filter(|x| x.key == spec.key).collect();
     if mine.len() != replicas {
-        return false;
+        return None;
     }
-    let Ok(c) = engine.client().await else {
-        return false;
-    };
+    let c = engine.client().await.ok()?;
     let mut instances = Vec::with_capacity(replicas);
     for index in 0..replicas {
         let names = [
             replica_name(spec, index, false),
             replica_name(spec, index, true),
         ];
-        let Some(x) = mine.iter().find(|x| {
+        let x = mine.iter().find(|x| {
             x.release == spec.release
                 && x.state == InstanceState::Running
                 && names.contains(&x.name)
-        }) else {
-            return false;
-        };
+        })?;
         if !engine.ready_now(&c, spec, x).await {
-            return false;
+            return None;
         }
         instances.push(*x);
     }
     let backends: Vec<SocketAddr> = instances.iter().filter_map(|i| i.address).collect();
     routes.switch(&spec.key, &backends);
-    true
+    Some(instances.into_iter().cloned().collect())
 }
 
 /// Starts the `missing` replicas and waits until all are ready. On any failure the new

@@ -164,9 +164,22 @@ impl ServerProc {
 }
 
 impl Drop for ServerProc {
+    #[allow(clippy::print_stderr)]
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server said (the last lines not yet read by the test):
+        // a flaky failure in CI is otherwise hard to explain afterwards.
+        if std::thread::panicking() {
+            let lines: Vec<String> = self.logs.try_iter().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- berth serve log, last {} of {} unread lines ---\n{}",
+                tail.len(),
+                lines.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
