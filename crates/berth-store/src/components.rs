@@ -6,7 +6,7 @@ use berth_core::api::{
 };
 use sqlx::Row;
 
-use crate::{Error, Result, Store, new_id, now};
+use crate::{Error, Page, Result, Store, new_id, now, page_limit};
 
 /// A component to create.
 #[derive(Debug, Clone)]
@@ -54,6 +54,49 @@ pub struct Origin<'a> {
     /// `user`, `ci`, `auto`, `promote`.
     pub trigger: &'a str,
     pub actor: &'a str,
+}
+
+/// Which components of an organization, in (project, name) order: all of them, those of one
+/// project or one component, or a keyset page of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ComponentWindow<'a> {
+    /// Only this project's components.
+    pub project: Option<&'a str>,
+    /// Only the component of this name.
+    pub component: Option<&'a str>,
+    /// Only the components after this (project, component) pair.
+    pub after: Option<(&'a str, &'a str)>,
+    /// At most this many components.
+    pub limit: Option<u32>,
+}
+
+impl ComponentWindow<'_> {
+    /// `AND …` conditions on the projects `p` and components `c` of this window, their
+    /// parameters numbered from `$first` on (the values to bind, in order).
+    fn conditions(&self, p: &str, c: &str, first: usize) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        let mut n = first;
+        if let Some(project) = self.project {
+            sql.push_str(&format!(" AND {p}.name = ${n}"));
+            binds.push(project.to_owned());
+            n += 1;
+        }
+        if let Some(component) = self.component {
+            sql.push_str(&format!(" AND {c}.name = ${n}"));
+            binds.push(component.to_owned());
+            n += 1;
+        }
+        if let Some((project, component)) = self.after {
+            sql.push_str(&format!(
+                " AND ({p}.name > ${n} OR ({p}.name = ${n} AND {c}.name > ${}))",
+                n + 1
+            ));
+            binds.push(project.to_owned());
+            binds.push(component.to_owned());
+        }
+        (sql, binds)
+    }
 }
 
 /// A deployment with what the data plane needs to run it.
@@ -329,16 +372,59 @@ impl Store {
         }))
     }
 
-    pub async fn list_components(&self, org: &str, project: &str) -> Result<Vec<Component>> {
-        self.project_id(org, project).await?;
+    /// A page of a project's components by name: those after `after`, at most `limit`.
+    pub async fn list_components(
+        &self,
+        org: &str,
+        project: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Component>> {
+        let project_id = self.project_id(org, project).await?;
+        // By the project's id: index (project_id, name) gives the page in order.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COMPONENT_SELECT} WHERE o.name = $1 AND p.name = $2 ORDER BY c.name"
+            "{COMPONENT_SELECT} WHERE c.project_id = $1 AND ($2 IS NULL OR c.name > $2)
+             ORDER BY c.name LIMIT $3"
         )))
-        .bind(org)
-        .bind(project)
+        .bind(&project_id)
+        .bind(after)
+        .bind(page_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(component_from_row).collect()
+        let items = rows
+            .iter()
+            .map(component_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(items, limit))
+    }
+
+    /// The components of an organization in (project, name) order, as `window` says (the
+    /// console's overview; a page of them when the window has a limit).
+    pub async fn org_components(
+        &self,
+        org: &str,
+        window: &ComponentWindow<'_>,
+    ) -> Result<Page<Component>> {
+        self.org_id(org).await?;
+        let (conditions, binds) = window.conditions("p", "c", 2);
+        let limit = window.limit.map_or(i64::MAX, page_limit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COMPONENT_SELECT} WHERE o.name = $1{conditions} ORDER BY p.name, c.name LIMIT ${}",
+            binds.len() + 2
+        )))
+        .bind(org);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(limit).fetch_all(self.pool()).await?;
+        let items = rows
+            .iter()
+            .map(component_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match window.limit {
+            Some(l) => Page::of(items, l),
+            None => Page { items, more: false },
+        })
     }
 
     pub async fn update_component(
@@ -425,10 +511,11 @@ impl Store {
                 .await?
                 .ok_or_else(|| Error::not_found("environment", env))?;
         let at = now();
-        let release_id = match release {
+        let new_release = matches!(release, ReleaseChoice::New(_));
+        let (release_id, digest) = match release {
             ReleaseChoice::Existing(id) => {
-                let found: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM releases WHERE id = $1 AND component_id = $2",
+                let found: Option<(String, String)> = sqlx::query_as(
+                    "SELECT id, digest FROM releases WHERE id = $1 AND component_id = $2",
                 )
                 .bind(id)
                 .bind(&component_id)
@@ -475,7 +562,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                id
+                (id, r.digest.to_owned())
             }
         };
         let id = new_id();
@@ -504,6 +591,32 @@ impl Store {
         ))
         .execute(&mut *tx)
         .await?;
+        // Previous Images: the digest's first and last deployment, and its newest release (a
+        // new release is the newest; deploying an existing one again keeps the newest).
+        let newest_release = if new_release {
+            ", release_id = excluded.release_id"
+        } else {
+            ""
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO component_images
+               (component_id, digest, release_id, first_deployed_at, last_deployed_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (component_id, digest) DO UPDATE SET
+               first_deployed_at = CASE
+                 WHEN excluded.first_deployed_at < component_images.first_deployed_at
+                 THEN excluded.first_deployed_at ELSE component_images.first_deployed_at END,
+               last_deployed_at = CASE
+                 WHEN excluded.last_deployed_at > component_images.last_deployed_at
+                 THEN excluded.last_deployed_at ELSE component_images.last_deployed_at END
+               {newest_release}"
+        )))
+        .bind(&component_id)
+        .bind(&digest)
+        .bind(&release_id)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.get_deployment(&id)
             .await?
@@ -521,7 +634,8 @@ impl Store {
         row.as_ref().map(work_from_row).transpose()
     }
 
-    /// Deployments of a component, newest first, optionally of one environment.
+    /// The newest `limit` deployments of a component, newest first, optionally of one
+    /// environment (the first page of [`Store::deployments_page`]).
     pub async fn list_deployments(
         &self,
         org: &str,
@@ -530,24 +644,65 @@ impl Store {
         env: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Deployment>> {
+        Ok(self
+            .deployments_page(org, project, component, env, None, limit)
+            .await?
+            .items)
+    }
+
+    /// A page of a component's deployments, newest first (by creation time, then id),
+    /// optionally of one environment (none for an environment that does not exist): those
+    /// older than the (created_at, id) of `before`, at most `limit`.
+    pub async fn deployments_page(
+        &self,
+        org: &str,
+        project: &str,
+        component: &str,
+        env: Option<&str>,
+        before: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Page<Deployment>> {
         let id = self.component_id(org, project, component).await?;
-        // The newest ids first, then their rows: sorting all of a busy component's joined
-        // rows to keep 50 took twice as long.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // The page's ids from an index in this order (deployments_component_newest, or
+        // deployments_component_env for one environment), then their rows: sorting all of a
+        // busy component's joined rows to keep 50 took twice as long.
+        let mut conditions = String::new();
+        let mut binds = Vec::new();
+        if let Some(env) = env {
+            conditions.push_str(
+                " AND d2.environment_id = (SELECT e2.id FROM environments e2
+                   JOIN projects p2 ON p2.org_id = e2.org_id
+                   JOIN components c2 ON c2.project_id = p2.id
+                   WHERE c2.id = $1 AND e2.name = $3)",
+            );
+            binds.push(env.to_owned());
+        }
+        if let Some((created_at, id)) = before {
+            let n = binds.len() + 3;
+            conditions.push_str(&format!(
+                " AND (d2.created_at < ${n} OR (d2.created_at = ${n} AND d2.id < ${}))",
+                n + 1
+            ));
+            binds.push(created_at.to_owned());
+            binds.push(id.to_owned());
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{DEPLOYMENT_SELECT} WHERE d.id IN (
-                SELECT d2.id FROM deployments d2 JOIN environments e2 ON e2.id = d2.environment_id
-                WHERE d2.component_id = $1 AND ($2 IS NULL OR e2.name = $2)
-                ORDER BY d2.created_at DESC, d2.id DESC LIMIT $3)
+                SELECT d2.id FROM deployments d2 WHERE d2.component_id = $1{conditions}
+                ORDER BY d2.created_at DESC, d2.id DESC LIMIT $2)
              ORDER BY d.created_at DESC, d.id DESC"
         )))
         .bind(&id)
-        .bind(env)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
+        .bind(page_limit(limit));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let items = rows
+            .iter()
             .map(|r| work_from_row(r).map(|w| w.deployment))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(items, limit))
     }
 
     /// The newest deployment of a component in one environment, in one query (the
@@ -714,30 +869,35 @@ impl Store {
         .await?)
     }
 
-    /// Each digest a component was deployed with, newest first: one query (the newest release
-    /// of each digest by index `releases_component_digest`), not one more per digest.
+    /// A page of the digests a component was deployed with, the most recently deployed first
+    /// (then by digest): those before the (last deployed at, digest) of `before`, at most
+    /// `limit`. Read from `component_images` (kept by [`Store::create_deployment`]) by index
+    /// `component_images_newest`: a page costs the same however long the history.
     pub async fn previous_images(
         &self,
         org: &str,
         project: &str,
         component: &str,
-    ) -> Result<Vec<PreviousImage>> {
+        before: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Page<PreviousImage>> {
         let component_id = self.component_id(org, project, component).await?;
         let rows = sqlx::query(
-            "SELECT x.digest, x.first_at, x.last_at, r.id AS release_id, r.repository, r.tag,
-               r.trigger, r.actor
-             FROM (SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at
-                   FROM deployments d JOIN releases r ON r.id = d.release_id
-                   WHERE d.component_id = $1 GROUP BY r.digest) x
-             JOIN releases r ON r.id = (SELECT r2.id FROM releases r2
-                 WHERE r2.component_id = $1 AND r2.digest = x.digest
-                 ORDER BY r2.created_at DESC LIMIT 1)
-             ORDER BY x.last_at DESC",
+            "SELECT ci.digest, ci.first_deployed_at, ci.last_deployed_at, r.id AS release_id,
+               r.repository, r.tag, r.trigger, r.actor
+             FROM component_images ci JOIN releases r ON r.id = ci.release_id
+             WHERE ci.component_id = $1 AND ($2 IS NULL OR ci.last_deployed_at < $2
+               OR (ci.last_deployed_at = $2 AND ci.digest < $3))
+             ORDER BY ci.last_deployed_at DESC, ci.digest DESC LIMIT $4",
         )
         .bind(&component_id)
+        .bind(before.map(|b| b.0))
+        .bind(before.map(|b| b.1))
+        .bind(page_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let items = rows
+            .iter()
             .map(|row| {
                 let repository: String = row.try_get("repository")?;
                 let tag: Option<String> = row.try_get("tag")?;
@@ -749,52 +909,53 @@ impl Store {
                     },
                     tag,
                     release: row.try_get("release_id")?,
-                    first_deployed_at: row.try_get("first_at")?,
-                    last_deployed_at: row.try_get("last_at")?,
+                    first_deployed_at: row.try_get("first_deployed_at")?,
+                    last_deployed_at: row.try_get("last_deployed_at")?,
                     trigger: row.try_get("trigger")?,
                     actor: row.try_get("actor")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(items, limit))
     }
 
-    /// For each component of `project` (all projects of `org` when `None`) and environment:
-    /// the newest deployment (any status) and the newest `ready` one (what serves) — what the
-    /// component's environments view shows, in one query for all of them instead of one list
-    /// of deployments per component and environment.
+    /// For each component of `window` and environment: the newest deployment (any status)
+    /// and the newest `ready` one (what serves) — what the component's environments view
+    /// shows, in one query for all of them instead of one list of deployments per component
+    /// and environment. Each lookup is one step down an index: `deployments_component_env`
+    /// for the newest, the partial `deployments_serving` for the ready one.
     pub async fn environment_states(
         &self,
         org: &str,
-        project: Option<&str>,
-        component: Option<&str>,
+        window: &ComponentWindow<'_>,
     ) -> Result<Vec<EnvironmentDeployments>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE d.id IN (
+        let (conditions, binds) = window.conditions("p2", "c2", 2);
+        let limit = window.limit.map_or(i64::MAX, i64::from);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH picked AS (SELECT c2.id, p2.org_id FROM components c2
+                 JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
+                 WHERE o2.name = $1{conditions} ORDER BY p2.name, c2.name LIMIT ${}),
+             w AS (SELECT picked.id AS cid, e2.id AS eid FROM picked
+                 JOIN environments e2 ON e2.org_id = picked.org_id)
+             {DEPLOYMENT_SELECT} WHERE d.id IN (
                 SELECT (SELECT d2.id FROM deployments d2
-                        WHERE d2.component_id = x.cid AND d2.environment_id = x.eid
+                        WHERE d2.component_id = w.cid AND d2.environment_id = w.eid
                         ORDER BY d2.created_at DESC, d2.id DESC LIMIT 1)
-                FROM (SELECT c2.id AS cid, e2.id AS eid FROM components c2
-                      JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
-                      JOIN environments e2 ON e2.org_id = o2.id
-                      WHERE o2.name = $1 AND ($2 IS NULL OR p2.name = $2)
-                        AND ($3 IS NULL OR c2.name = $3)) x
+                FROM w
                 UNION
                 SELECT (SELECT d2.id FROM deployments d2
-                        WHERE d2.component_id = x.cid AND d2.environment_id = x.eid
+                        WHERE d2.component_id = w.cid AND d2.environment_id = w.eid
                           AND d2.status = 'ready'
                         ORDER BY d2.created_at DESC, d2.id DESC LIMIT 1)
-                FROM (SELECT c2.id AS cid, e2.id AS eid FROM components c2
-                      JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
-                      JOIN environments e2 ON e2.org_id = o2.id
-                      WHERE o2.name = $1 AND ($2 IS NULL OR p2.name = $2)
-                        AND ($3 IS NULL OR c2.name = $3)) x)
-             ORDER BY p.name, c.name, e.position, d.created_at DESC, d.id DESC"
+                FROM w)
+             ORDER BY p.name, c.name, e.position, d.created_at DESC, d.id DESC",
+            binds.len() + 2
         )))
-        .bind(org)
-        .bind(project)
-        .bind(component)
-        .fetch_all(self.pool())
-        .await?;
+        .bind(org);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(limit).fetch_all(self.pool()).await?;
         let mut out: Vec<EnvironmentDeployments> = Vec::new();
         for row in &rows {
             let d = work_from_row(row)?.deployment;
@@ -989,9 +1150,10 @@ mod tests {
         assert_eq!(d1_now.deployment.status, DeploymentStatus::Superseded);
 
         let previous = store
-            .previous_images("default", "shop", "web")
+            .previous_images("default", "shop", "web", None, 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let digests: Vec<&str> = previous.iter().map(|p| p.digest.as_str()).collect();
         assert_eq!(digests, ["sha256:bbb", "sha256:aaa"]);
         let rel = store
@@ -1115,7 +1277,7 @@ mod tests {
             .unwrap();
 
         let all = store
-            .environment_states("default", None, None)
+            .environment_states("default", &ComponentWindow::default())
             .await
             .unwrap();
         let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = all
@@ -1148,7 +1310,14 @@ mod tests {
             ]
         );
         let web = store
-            .environment_states("default", Some("shop"), Some("web"))
+            .environment_states(
+                "default",
+                &ComponentWindow {
+                    project: Some("shop"),
+                    component: Some("web"),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         assert_eq!(web.len(), 1);
@@ -1158,7 +1327,13 @@ mod tests {
         );
         assert!(
             store
-                .environment_states("default", Some("other"), None)
+                .environment_states(
+                    "default",
+                    &ComponentWindow {
+                        project: Some("other"),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .unwrap()
                 .is_empty()
@@ -1178,9 +1353,10 @@ mod tests {
             .await
             .unwrap();
         let previous = store
-            .previous_images("default", "shop", "web")
+            .previous_images("default", "shop", "web", None, 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let seen: Vec<(&str, Option<&str>)> = previous
             .iter()
             .map(|p| (p.digest.as_str(), p.tag.as_deref()))
@@ -1193,6 +1369,467 @@ mod tests {
         assert_eq!(previous[0].image, "127.0.0.1:5000/test/web:v1-again");
         assert_eq!(previous[0].first_deployed_at, d1.created_at);
         assert_eq!(previous[0].last_deployed_at, again.created_at);
+    }
+
+    /// What Previous Images answered before `component_images` existed: every deployment of
+    /// the component grouped by digest (the oracle the summary is checked against).
+    async fn previous_images_aggregated(
+        store: &Store,
+        component: &str,
+    ) -> Vec<(String, String, String, String)> {
+        let id = store
+            .component_id("default", "shop", component)
+            .await
+            .unwrap();
+        sqlx::query_as(
+            "SELECT x.digest, x.first_at, x.last_at, r.id
+             FROM (SELECT r.digest, MIN(d.created_at) AS first_at, MAX(d.created_at) AS last_at
+                   FROM deployments d JOIN releases r ON r.id = d.release_id
+                   WHERE d.component_id = $1 GROUP BY r.digest) x
+             JOIN releases r ON r.id = (SELECT r2.id FROM releases r2
+                 WHERE r2.component_id = $1 AND r2.digest = x.digest
+                 ORDER BY r2.created_at DESC, r2.id DESC LIMIT 1)
+             ORDER BY x.last_at DESC, x.digest DESC",
+        )
+        .bind(&id)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+    }
+
+    /// Previous Images of `component`, page by page (`limit` each), as the oracle's tuples.
+    async fn previous_images_walked(
+        store: &Store,
+        component: &str,
+        limit: u32,
+    ) -> Vec<(String, String, String, String)> {
+        let mut out = Vec::new();
+        let mut before: Option<(String, String)> = None;
+        loop {
+            let page = store
+                .previous_images(
+                    "default",
+                    "shop",
+                    component,
+                    before.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                    limit,
+                )
+                .await
+                .unwrap();
+            assert!(page.items.len() <= limit as usize);
+            out.extend(page.items.iter().map(|p| {
+                (
+                    p.digest.clone(),
+                    p.first_deployed_at.clone(),
+                    p.last_deployed_at.clone(),
+                    p.release.clone(),
+                )
+            }));
+            match page.next(|p| (p.last_deployed_at.clone(), p.digest.clone())) {
+                Some(next) => before = Some(next),
+                None => return out,
+            }
+        }
+    }
+
+    /// The Previous Images summary answers what grouping all deployments did, through new
+    /// digests, redeploys of an old digest (by release and by a new release of it),
+    /// promotions and other components' deployments, whatever the page size; it goes with
+    /// its component.
+    #[tokio::test]
+    async fn previous_images_summary_stays_right() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        component(&store, "api").await;
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
+        let api = ComponentRef {
+            component: "api",
+            ..WEB
+        };
+        let mut expected_len = 0;
+        for (digest, tag) in [
+            ("sha256:aaa", "v1"),
+            ("sha256:bbb", "v2"),
+            ("sha256:ccc", "v3"),
+            ("sha256:ddd", "v4"),
+        ] {
+            tick().await;
+            store
+                .create_deployment(WEB, "development", release(digest, tag), None, origin)
+                .await
+                .unwrap();
+            expected_len += 1;
+            // Another component with the same digests keeps its own list.
+            store
+                .create_deployment(api, "development", release(digest, tag), None, origin)
+                .await
+                .unwrap();
+        }
+        // Redeploy an old digest by its release (Previous Images): newest again, same release.
+        let v1 = store
+            .find_release("default", "shop", "web", "sha256:aaa")
+            .await
+            .unwrap()
+            .unwrap();
+        tick().await;
+        let again = store
+            .create_deployment(
+                WEB,
+                "development",
+                ReleaseChoice::Existing(&v1),
+                None,
+                origin,
+            )
+            .await
+            .unwrap();
+        // A new release of an old digest (the tag moved back): its newest release changes.
+        tick().await;
+        let b_again = store
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:bbb", "v2-again"),
+                None,
+                origin,
+            )
+            .await
+            .unwrap();
+        // Promotion deploys an existing release to the next environment.
+        let c = store
+            .find_release("default", "shop", "web", "sha256:ccc")
+            .await
+            .unwrap()
+            .unwrap();
+        tick().await;
+        let promoted = store
+            .create_deployment(
+                WEB,
+                "production",
+                ReleaseChoice::Existing(&c),
+                None,
+                Origin {
+                    trigger: "promote",
+                    actor: "admin/bootstrap",
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .set_deployment_status(&promoted.id, DeploymentStatus::Ready, None)
+            .await
+            .unwrap();
+
+        let oracle = previous_images_aggregated(&store, "web").await;
+        assert_eq!(oracle.len(), expected_len);
+        let digests: Vec<&str> = oracle.iter().map(|o| o.0.as_str()).collect();
+        assert_eq!(
+            digests,
+            ["sha256:ccc", "sha256:bbb", "sha256:aaa", "sha256:ddd"]
+        );
+        // The redeploy and the new release moved their digests' last deployment; the newest
+        // release of bbb is the new one, aaa kept its only release.
+        assert_eq!(oracle[2].2, again.created_at);
+        assert_eq!(oracle[2].3, v1);
+        assert_eq!(oracle[1].3, b_again.release);
+        assert_eq!(oracle[0].2, promoted.created_at);
+        for limit in [1, 2, 3, 4, 100] {
+            assert_eq!(
+                previous_images_walked(&store, "web", limit).await,
+                oracle,
+                "pages of {limit}"
+            );
+        }
+        assert_eq!(
+            previous_images_walked(&store, "api", 3).await,
+            previous_images_aggregated(&store, "api").await
+        );
+        let first = store
+            .previous_images("default", "shop", "web", None, 4)
+            .await
+            .unwrap();
+        assert_eq!((first.items.len(), first.more), (4, false));
+        assert_eq!(first.items[1].tag.as_deref(), Some("v2-again"));
+        assert_eq!(first.items[1].image, "127.0.0.1:5000/test/web:v2-again");
+
+        // Deleting the component removes its summary rows; a new component of the same name
+        // starts empty.
+        let id = store.component_id("default", "shop", "web").await.unwrap();
+        store
+            .delete_component("default", "shop", "web")
+            .await
+            .unwrap();
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM component_images WHERE component_id = $1")
+                .bind(&id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, 0);
+        component(&store, "web").await;
+        assert!(previous_images_walked(&store, "web", 2).await.is_empty());
+        assert_eq!(previous_images_walked(&store, "api", 10).await.len(), 4);
+    }
+
+    /// Migration 0012 fills `component_images` from the deployments already recorded: run its
+    /// INSERT again on an emptied table and the answers are the same.
+    #[tokio::test]
+    async fn the_migration_backfills_previous_images() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        for (digest, tag) in [
+            ("sha256:aaa", "v1"),
+            ("sha256:bbb", "v2"),
+            ("sha256:aaa", "v1-again"),
+        ] {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+            store
+                .create_deployment(WEB, "development", release(digest, tag), None, origin)
+                .await
+                .unwrap();
+        }
+        let before = previous_images_walked(&store, "web", 10).await;
+        assert_eq!(before, previous_images_aggregated(&store, "web").await);
+        let migration = match store.backend() {
+            crate::Backend::Sqlite => include_str!("../migrations/sqlite/0012_list_pages.sql"),
+            crate::Backend::Postgres => {
+                include_str!("../migrations/postgres/0012_list_pages.sql")
+            }
+        };
+        let start = migration.find("INSERT INTO component_images").unwrap();
+        let end = start + migration[start..].find(';').unwrap();
+        sqlx::query("DELETE FROM component_images")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(previous_images_walked(&store, "web", 10).await.is_empty());
+        sqlx::query(sqlx::AssertSqlSafe(migration[start..end].to_owned()))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(previous_images_walked(&store, "web", 10).await, before);
+    }
+
+    /// Deployments page by page, with and without an environment, give what one long list
+    /// gives, each once and in order.
+    #[tokio::test]
+    async fn deployments_page_by_page() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        for i in 0..7 {
+            let env = if i % 3 == 0 {
+                "production"
+            } else {
+                "development"
+            };
+            // No tick: deployments created within one millisecond are ordered by id.
+            store
+                .create_deployment(WEB, env, release("sha256:aaa", "v1"), None, origin)
+                .await
+                .unwrap();
+        }
+        for env in [None, Some("development"), Some("production")] {
+            let all: Vec<String> = store
+                .list_deployments("default", "shop", "web", env, 500)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
+            assert_eq!(
+                all.len(),
+                match env {
+                    None => 7,
+                    Some("production") => 3,
+                    _ => 4,
+                }
+            );
+            for limit in [1, 2, 3, 7] {
+                let mut walked = Vec::new();
+                let mut before: Option<(String, String)> = None;
+                loop {
+                    let page = store
+                        .deployments_page(
+                            "default",
+                            "shop",
+                            "web",
+                            env,
+                            before.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                            limit,
+                        )
+                        .await
+                        .unwrap();
+                    if let Some(e) = env {
+                        assert!(page.items.iter().all(|d| d.environment == e));
+                    }
+                    walked.extend(page.items.iter().map(|d| d.id.clone()));
+                    match page.next(|d| (d.created_at.clone(), d.id.clone())) {
+                        Some(next) => before = Some(next),
+                        None => break,
+                    }
+                }
+                assert_eq!(walked, all, "{env:?} by {limit}");
+            }
+        }
+        assert!(
+            store
+                .list_deployments("default", "shop", "web", Some("staging"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// The organization's components in (project, name) order, page by page, and the
+    /// environment states of one page: those of its components only.
+    #[tokio::test]
+    async fn org_components_and_their_states_page_by_page() {
+        let (store, _dir) = store().await;
+        store
+            .insert_project("default", "admin", "Admin", "")
+            .await
+            .unwrap();
+        for name in ["web", "api", "cart"] {
+            component(&store, name).await;
+        }
+        for name in ["portal", "jobs"] {
+            store
+                .insert_component(
+                    "default",
+                    "admin",
+                    &NewComponent {
+                        name,
+                        display_name: name,
+                        description: "",
+                        kind: ComponentType::Service,
+                        registry: "local",
+                        image: "127.0.0.1:5000/test/web:v1",
+                        port: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        for c in ["web", "cart"] {
+            let target = ComponentRef {
+                component: c,
+                ..WEB
+            };
+            let d = store
+                .create_deployment(
+                    target,
+                    "development",
+                    release("sha256:aaa", "v1"),
+                    None,
+                    origin,
+                )
+                .await
+                .unwrap();
+            store
+                .set_deployment_status(&d.id, DeploymentStatus::Ready, None)
+                .await
+                .unwrap();
+        }
+        let names = |page: &Page<Component>| -> Vec<String> {
+            page.items
+                .iter()
+                .map(|c| format!("{}/{}", c.project, c.name))
+                .collect()
+        };
+        let all = store
+            .org_components("default", &ComponentWindow::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&all),
+            [
+                "admin/jobs",
+                "admin/portal",
+                "shop/api",
+                "shop/cart",
+                "shop/web"
+            ]
+        );
+        let mut walked = Vec::new();
+        let mut after: Option<(String, String)> = None;
+        let mut pages = 0;
+        loop {
+            let window = ComponentWindow {
+                after: after.as_ref().map(|(p, c)| (p.as_str(), c.as_str())),
+                limit: Some(2),
+                ..Default::default()
+            };
+            let page = store.org_components("default", &window).await.unwrap();
+            let states = store.environment_states("default", &window).await.unwrap();
+            // The states of this page's components, none of another page's.
+            let deployed: Vec<String> = states
+                .iter()
+                .map(|s| format!("{}/{}", s.project, s.component))
+                .collect();
+            let on_page = names(&page);
+            assert!(deployed.iter().all(|d| on_page.contains(d)), "{deployed:?}");
+            for c in ["shop/web", "shop/cart"] {
+                assert_eq!(
+                    on_page.iter().any(|n| n == c),
+                    deployed.iter().any(|d| d == c),
+                    "{c}"
+                );
+            }
+            walked.extend(on_page);
+            pages += 1;
+            match page.next(|c| (c.project.clone(), c.name.clone())) {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!((walked, pages), (names(&all), 3));
+        let shop = store
+            .org_components(
+                "default",
+                &ComponentWindow {
+                    project: Some("shop"),
+                    after: Some(("shop", "api")),
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (names(&shop), shop.more),
+            (vec!["shop/cart".to_owned()], true)
+        );
+        let listed = store
+            .list_components("default", "shop", Some("api"), 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            (names(&listed), listed.more),
+            (vec!["shop/cart".to_owned(), "shop/web".to_owned()], false)
+        );
+        let projects = store.projects_page("default", None, 1).await.unwrap();
+        assert_eq!(projects.items[0].name, "admin");
+        assert_eq!(projects.next(|p| p.name.clone()).as_deref(), Some("admin"));
+        let rest = store
+            .projects_page("default", Some("admin"), 1)
+            .await
+            .unwrap();
+        assert_eq!((rest.items[0].name.as_str(), rest.more), ("shop", false));
     }
 
     /// The deploy webhook's one query answers what the separate ones do: the component, its
@@ -1388,8 +2025,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((c.description.as_str(), c.port), ("the shop", Some(9090)));
-        let listed = store.list_components("default", "shop").await.unwrap();
-        assert_eq!(listed.len(), 1);
+        let listed = store
+            .list_components("default", "shop", None, 10)
+            .await
+            .unwrap();
+        assert_eq!((listed.items.len(), listed.more), (1, false));
         assert_eq!(store.list_users().await.unwrap()[0].name, "admin");
 
         // Deployments of one environment, events.
