@@ -71,29 +71,30 @@ pub struct ComponentWindow<'a> {
 }
 
 impl ComponentWindow<'_> {
-    /// `WHERE …` of this window on the organizations `o`, projects `p` and components `c`
-    /// (aliases with `suffix`), then its `ORDER BY` and `LIMIT` (`extra` rows more than the
-    /// window's limit), with parameters in `b`.
-    fn filter(&self, org: &str, suffix: &str, extra: i64, b: &mut Built) -> String {
-        let (o, p, c) = (
-            format!("o{suffix}"),
-            format!("p{suffix}"),
-            format!("c{suffix}"),
+    /// A query of the ids of this window's components in (project, name) order, at most
+    /// `extra` more than the window's limit, with its parameters in `b`. Projects and
+    /// components only, so that the planner walks their unique (org_id, name) and
+    /// (project_id, name) indexes in this order and stops at the limit: joined to the
+    /// components' other tables first, it read and sorted every component of the organization.
+    fn ids(&self, org: &str, extra: i64, b: &mut Built) -> String {
+        let mut sql = format!(
+            "SELECT cw.id FROM projects pw JOIN components cw ON cw.project_id = pw.id
+             WHERE pw.org_id = (SELECT ow.id FROM orgs ow WHERE ow.name = {})",
+            b.text(org)
         );
-        let mut sql = format!("{o}.name = {}", b.text(org));
         if let Some(project) = self.project {
-            sql.push_str(&format!(" AND {p}.name = {}", b.text(project)));
+            sql.push_str(&format!(" AND pw.name = {}", b.text(project)));
         }
         if let Some(component) = self.component {
-            sql.push_str(&format!(" AND {c}.name = {}", b.text(component)));
+            sql.push_str(&format!(" AND cw.name = {}", b.text(component)));
         }
         if let Some((project, component)) = self.after {
             let (project, component) = (b.text(project), b.text(component));
             sql.push_str(&format!(
-                " AND ({p}.name > {project} OR ({p}.name = {project} AND {c}.name > {component}))"
+                " AND (pw.name > {project} OR (pw.name = {project} AND cw.name > {component}))"
             ));
         }
-        sql.push_str(&format!(" ORDER BY {p}.name, {c}.name"));
+        sql.push_str(" ORDER BY pw.name, cw.name");
         if let Some(limit) = self.limit {
             sql.push_str(&format!(
                 " LIMIT {}",
@@ -455,14 +456,10 @@ impl Store {
         window: &ComponentWindow<'_>,
     ) -> Result<Page<Component>> {
         self.org_id(org).await?;
-        let mut b = Built {
-            sql: String::new(),
-            params: Vec::new(),
-        };
-        // One more than the page: whether more follow.
-        let filter = window.filter(org, "", 1, &mut b);
-        b.sql = format!("{COMPONENT_SELECT} WHERE {filter}");
-        let rows = b.query("").fetch_all(self.pool()).await?;
+        let rows = org_components_sql(org, window)
+            .query("")
+            .fetch_all(self.pool())
+            .await?;
         let items = rows
             .iter()
             .map(component_from_row)
@@ -969,6 +966,18 @@ impl Store {
     }
 }
 
+/// [`Store::org_components`]: the window's ids, one more than its limit (whether more follow),
+/// then their rows.
+fn org_components_sql(org: &str, window: &ComponentWindow<'_>) -> Built {
+    let mut b = Built {
+        sql: String::new(),
+        params: Vec::new(),
+    };
+    let ids = window.ids(org, 1, &mut b);
+    b.sql = format!("{COMPONENT_SELECT} WHERE c.id IN ({ids}) ORDER BY p.name, c.name");
+    b
+}
+
 /// A page of a component's deployments ([`Store::deployments_page`]): the page's ids from an
 /// index in this order (`deployments_component_newest`, or `deployments_component_env` for one
 /// environment), then their rows — sorting all of a busy component's joined rows to keep 50
@@ -1043,13 +1052,12 @@ fn environment_states_sql(org: &str, window: &ComponentWindow<'_>) -> Built {
         sql: String::new(),
         params: Vec::new(),
     };
-    let filter = window.filter(org, "2", 0, &mut b);
+    let ids = window.ids(org, 0, &mut b);
     b.sql = format!(
-        "WITH picked AS (SELECT c2.id, p2.org_id FROM components c2
-             JOIN projects p2 ON p2.id = c2.project_id JOIN orgs o2 ON o2.id = p2.org_id
-             WHERE {filter}),
-         w AS (SELECT picked.id AS cid, e2.id AS eid FROM picked
-             JOIN environments e2 ON e2.org_id = picked.org_id)
+        "WITH w AS (SELECT c2.id AS cid, e2.id AS eid FROM components c2
+             JOIN projects p2 ON p2.id = c2.project_id
+             JOIN environments e2 ON e2.org_id = p2.org_id
+             WHERE c2.id IN ({ids}))
          {DEPLOYMENT_SELECT} WHERE d.id IN (
             SELECT (SELECT d2.id FROM deployments d2
                     WHERE d2.component_id = w.cid AND d2.environment_id = w.eid
@@ -1939,15 +1947,50 @@ mod tests {
                 .unwrap();
         }
         let id = store.component_id("default", "shop", "web").await.unwrap();
-        async fn plan(store: &Store, built: Built) -> Vec<String> {
+        async fn plan_tree(store: &Store, built: &Built) -> Vec<(i64, i64, String)> {
             let rows = built
                 .query("EXPLAIN QUERY PLAN ")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
             rows.iter()
-                .map(|r| r.try_get::<String, _>(3).unwrap())
+                .map(|r| {
+                    (
+                        r.try_get::<i64, _>(0).unwrap(),
+                        r.try_get::<i64, _>(1).unwrap(),
+                        r.try_get::<String, _>(3).unwrap(),
+                    )
+                })
                 .collect()
+        }
+        async fn plan(store: &Store, built: Built) -> Vec<String> {
+            plan_tree(store, &built)
+                .await
+                .into_iter()
+                .map(|(_, _, detail)| detail)
+                .collect()
+        }
+        /// The steps of the window's ids: the smallest `LIST SUBQUERY` of the plan that reads
+        /// projects (`pw`).
+        async fn window_steps(store: &Store, built: Built) -> Vec<String> {
+            let tree = plan_tree(store, &built).await;
+            let descendants = |root: i64| {
+                let mut under = vec![root];
+                let mut out = Vec::new();
+                for (id, parent, detail) in &tree {
+                    if under.contains(parent) {
+                        under.push(*id);
+                        out.push(detail.clone());
+                    }
+                }
+                out
+            };
+            tree.iter()
+                .filter(|(_, _, d)| d.starts_with("LIST SUBQUERY"))
+                .map(|(id, _, _)| descendants(*id))
+                .filter(|steps| steps.iter().any(|l| l.starts_with("SEARCH pw")))
+                .min_by_key(Vec::len)
+                .unwrap_or_else(|| panic!("no window in {tree:#?}"))
         }
         let sorts_or_scans = |lines: &[String]| -> Vec<String> {
             lines
@@ -1957,8 +2000,8 @@ mod tests {
                         || l.contains("RIGHT PART OF ORDER BY")
                         || l.starts_with("SCAN d2")
                         || l.starts_with("SCAN ci")
-                        || l.starts_with("SCAN c2")
-                        || l.starts_with("SCAN p2")
+                        || l.starts_with("SCAN cw")
+                        || l.starts_with("SCAN pw")
                 })
                 .cloned()
                 .collect()
@@ -1981,10 +2024,41 @@ mod tests {
         );
         assert!(uses(&lines, "d2", "deployments_serving"), "{lines:#?}");
         assert!(
-            uses(&lines, "c2", "(project_id=? AND name=?)"),
+            uses(&lines, "cw", "(project_id=? AND name=?)"),
             "{lines:#?}"
         );
         assert_eq!(sorts_or_scans(&lines), Vec::<String>::new(), "{lines:#?}");
+
+        // A page of the overview: the window's ids in index order, no sort of every component.
+        for after in [None, Some(("shop", "api"))] {
+            let page = ComponentWindow {
+                after,
+                limit: Some(50),
+                ..Default::default()
+            };
+            for built in [
+                org_components_sql("default", &page),
+                environment_states_sql("default", &page),
+            ] {
+                let steps = window_steps(&store, built).await;
+                assert!(
+                    steps
+                        .iter()
+                        .any(|l| l.starts_with("SEARCH pw") && l.contains("(org_id=?")),
+                    "{steps:#?}"
+                );
+                assert!(
+                    steps
+                        .iter()
+                        .any(|l| l.starts_with("SEARCH cw") && l.contains("(project_id=?")),
+                    "{steps:#?}"
+                );
+                assert!(
+                    !steps.iter().any(|l| l.contains("TEMP B-TREE")),
+                    "{steps:#?}"
+                );
+            }
+        }
 
         for before in [None, Some(("2026-01-01T00:00:00.000Z", "sha256:aaa"))] {
             let lines = plan(&store, previous_images_sql(&id, before, 50)).await;
