@@ -176,6 +176,15 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS proj
     JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id
     JOIN registries g ON g.id = r.registry_id";
 
+/// [`DEPLOYMENT_SELECT`] without what only the data plane needs (component type, port,
+/// endpoints snapshot, registry): the lists of deployments ([`deployment_from_row`]).
+const DEPLOYMENT_LIST_SELECT: &str = "SELECT d.id, o.name AS org_name, p.name AS project_name,
+    c.name AS component_name, e.name AS env_name, d.release_id, r.repository, r.tag, r.digest,
+    d.status, d.phase, d.reason, d.trigger, d.actor, d.created_at, d.updated_at
+    FROM deployments d JOIN components c ON c.id = d.component_id
+    JOIN projects p ON p.id = c.project_id JOIN orgs o ON o.id = p.org_id
+    JOIN environments e ON e.id = d.environment_id JOIN releases r ON r.id = d.release_id";
+
 /// What deploying a component needs to know, in one query (the deploy webhook's usual call
 /// needs nothing else from the database).
 #[derive(Debug, Clone)]
@@ -208,33 +217,38 @@ fn component_from_row(row: &sqlx::any::AnyRow) -> Result<Component> {
     })
 }
 
-fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
+/// A deployment from a row of [`DEPLOYMENT_LIST_SELECT`] (or [`DEPLOYMENT_SELECT`]).
+fn deployment_from_row(row: &sqlx::any::AnyRow) -> Result<Deployment> {
     let repository: String = row.try_get("repository")?;
     let digest: String = row.try_get("digest")?;
     let status: String = row.try_get("status")?;
     let phase: Option<String> = row.try_get("phase")?;
+    Ok(Deployment {
+        id: row.try_get("id")?,
+        org: row.try_get("org_name")?,
+        project: row.try_get("project_name")?,
+        component: row.try_get("component_name")?,
+        environment: row.try_get("env_name")?,
+        release: row.try_get("release_id")?,
+        image: format!("{repository}@{digest}"),
+        tag: row.try_get("tag")?,
+        digest,
+        status: DeploymentStatus::parse(&status),
+        phase: phase.as_deref().map(DeploymentPhase::parse),
+        reason: row.try_get("reason")?,
+        trigger: row.try_get("trigger")?,
+        actor: row.try_get("actor")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn work_from_row(row: &sqlx::any::AnyRow) -> Result<DeploymentWork> {
     let kind: String = row.try_get("component_type")?;
     let port: Option<i64> = row.try_get("port")?;
     let registry: String = row.try_get("registry_name")?;
     Ok(DeploymentWork {
-        deployment: Deployment {
-            id: row.try_get("id")?,
-            org: row.try_get("org_name")?,
-            project: row.try_get("project_name")?,
-            component: row.try_get("component_name")?,
-            environment: row.try_get("env_name")?,
-            release: row.try_get("release_id")?,
-            image: format!("{repository}@{digest}"),
-            tag: row.try_get("tag")?,
-            digest,
-            status: DeploymentStatus::parse(&status),
-            phase: phase.as_deref().map(DeploymentPhase::parse),
-            reason: row.try_get("reason")?,
-            trigger: row.try_get("trigger")?,
-            actor: row.try_get("actor")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        },
+        deployment: deployment_from_row(row)?,
         component_type: kind.parse().map_err(Error::Io)?,
         registry,
         port: port.and_then(|p| u16::try_from(p).ok()),
@@ -712,7 +726,7 @@ impl Store {
             .await?;
         let items = rows
             .iter()
-            .map(|r| work_from_row(r).map(|w| w.deployment))
+            .map(deployment_from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::of(items, limit))
     }
@@ -725,7 +739,8 @@ impl Store {
         env: &str,
     ) -> Result<Option<Deployment>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEPLOYMENT_SELECT} WHERE o.name = $1 AND p.name = $2 AND c.name = $3 AND e.name = $4
+            "{DEPLOYMENT_LIST_SELECT} WHERE o.name = $1 AND p.name = $2 AND c.name = $3
+               AND e.name = $4
              ORDER BY d.created_at DESC, d.id DESC LIMIT 1"
         )))
         .bind(target.org)
@@ -734,9 +749,7 @@ impl Store {
         .bind(env)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref()
-            .map(|r| work_from_row(r).map(|w| w.deployment))
-            .transpose()
+        row.as_ref().map(deployment_from_row).transpose()
     }
 
     /// Deployments not finished yet (oldest first): resumed after a restart.
@@ -937,7 +950,7 @@ impl Store {
             .await?;
         let mut out: Vec<EnvironmentDeployments> = Vec::new();
         for row in &rows {
-            let d = work_from_row(row)?.deployment;
+            let d = deployment_from_row(row)?;
             let same = out.last().is_some_and(|last| {
                 last.project == d.project
                     && last.component == d.component
@@ -1010,7 +1023,7 @@ fn deployments_page_sql(
     }
     let limit = b.param(Param::Int(page_limit(limit)));
     b.sql = format!(
-        "{DEPLOYMENT_SELECT} WHERE d.id IN (
+        "{DEPLOYMENT_LIST_SELECT} WHERE d.id IN (
             SELECT d2.id FROM deployments d2 WHERE d2.component_id = {id}{conditions}
             ORDER BY d2.created_at DESC, d2.id DESC LIMIT {limit})
          ORDER BY d.created_at DESC, d.id DESC"
@@ -1058,7 +1071,7 @@ fn environment_states_sql(org: &str, window: &ComponentWindow<'_>) -> Built {
              JOIN projects p2 ON p2.id = c2.project_id
              JOIN environments e2 ON e2.org_id = p2.org_id
              WHERE c2.id IN ({ids}))
-         {DEPLOYMENT_SELECT} WHERE d.id IN (
+         {DEPLOYMENT_LIST_SELECT} WHERE d.id IN (
             SELECT (SELECT d2.id FROM deployments d2
                     WHERE d2.component_id = w.cid AND d2.environment_id = w.eid
                     ORDER BY d2.created_at DESC, d2.id DESC LIMIT 1)
