@@ -174,6 +174,8 @@ struct Inner {
     /// One lock per component, held while a deploy request decides that its digest is new and
     /// creates the deployment: concurrent requests for one new digest create one deployment.
     deploy_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// `/readyz`'s last check of the engine and when it was made (see `api::system`).
+    engine_probe: tokio::sync::Mutex<Option<(std::time::Instant, berth_core::api::Probe)>>,
 }
 
 /// Settings the services read at run time.
@@ -218,6 +220,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 audit,
                 deploy_locks: std::sync::Mutex::default(),
+                engine_probe: tokio::sync::Mutex::new(None),
                 deploy_contexts: api::components::ContextReads::default(),
                 store,
                 engine,
@@ -271,6 +274,12 @@ impl AppState {
 
     pub(crate) fn deploy_contexts(&self) -> &api::components::ContextReads {
         &self.inner.deploy_contexts
+    }
+
+    pub(crate) fn engine_probe(
+        &self,
+    ) -> &tokio::sync::Mutex<Option<(std::time::Instant, berth_core::api::Probe)>> {
+        &self.inner.engine_probe
     }
 
     /// The creation lock of `key`'s component (see `Inner::deploy_locks`).

@@ -1,5 +1,5 @@
 //! The in-process server state the handler tests share: an in-memory store with a bootstrap
-//! admin token and no engine.
+//! admin token and no engine (or the one a test gives).
 
 use std::sync::Arc;
 
@@ -15,13 +15,19 @@ pub(crate) struct Fixture {
 }
 
 pub(crate) async fn fixture() -> Fixture {
+    fixture_with_engine(Err("no engine in this test".into())).await
+}
+
+pub(crate) async fn fixture_with_engine(
+    engine: Result<berth_dataplane::engine::Engine, String>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let key = MasterKey::load_or_create(dir.path()).unwrap();
     let store = Store::open_in_memory().await.unwrap().with_master_key(&key);
     let token = store.bootstrap().await.unwrap().unwrap().admin_token;
     let state = AppState::new(
         store,
-        Err("no engine in this test".into()),
+        engine,
         RuntimeConfig {
             ssrf: berth_registry::SsrfPolicy::default(),
             ready_timeout: std::time::Duration::from_secs(5),

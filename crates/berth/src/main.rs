@@ -1171,8 +1171,12 @@ fn init_logging(format: LogFormat) {
         // definitions with secret environment values, inspections that echo them. Capped at
         // info whatever BERTH_LOG says (crates/berth/tests/secrets_leak.rs).
         .add_directive("bollard=info".parse().expect("a valid directive"));
+    // Colours only for a terminal: a log file, a pipe or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -518,3 +518,51 @@ fn health_readiness_openapi_and_cli_basics() {
         stderr(&out)
     );
 }
+
+/// The human log format writes plain text when stderr is not a terminal (a file, a pipe,
+/// journald): no colour escape codes in the lines.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
+            "--internal-gateway-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "pretty",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("BERTH_LOG", "info")
+        .env("BERTH_ENGINE", "unix:///nonexistent/berth-test.sock")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        let listening = line.contains("listening");
+        lines.push(line);
+        if listening || lines.len() > 200 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("listening")),
+        "no listening line: {lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains('\u{1b}')),
+        "colour codes in piped logs: {lines:?}"
+    );
+}

@@ -15,6 +15,8 @@ use crate::extract::Json;
 
 /// How long `/readyz` waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `/readyz` answers from its last check of the engine.
+const ENGINE_PROBE_FRESH: Duration = Duration::from_secs(1);
 
 /// Liveness: the process answers HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "system", security(), responses((status = 200, body = Health)))]
@@ -46,31 +48,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             detail: format!("no answer within {PROBE_TIMEOUT:?}"),
         },
     };
-    let engine = match state.engine() {
-        Err(reason) => Probe {
-            ok: false,
-            detail: reason.to_owned(),
-        },
-        Ok(engine) => match tokio::time::timeout(PROBE_TIMEOUT, engine.ping()).await {
-            Ok(Ok(info)) => Probe {
-                ok: true,
-                detail: format!(
-                    "{} {} at {} (API {})",
-                    info.product, info.version, info.endpoint, info.api_version
-                ),
-            },
-            Ok(Err(e)) => Probe {
-                ok: false,
-                detail: e.to_string(),
-            },
-            Err(_) => Probe {
-                ok: false,
-                detail: format!(
-                    "{} did not answer within {PROBE_TIMEOUT:?}",
-                    engine.endpoint()
-                ),
-            },
-        },
+    let engine = {
+        // Load balancers and orchestrators poll this often, and under load the engine takes
+        // seconds to answer: one check a second serves them all (callers meanwhile wait for
+        // the check in flight and share its outcome).
+        let mut last = state.engine_probe().lock().await;
+        match &*last {
+            Some((at, probe)) if at.elapsed() < ENGINE_PROBE_FRESH => probe.clone(),
+            _ => {
+                let probe = probe_engine(&state).await;
+                *last = Some((std::time::Instant::now(), probe.clone()));
+                probe
+            }
+        }
     };
     let ready = store.ok && engine.ok;
     let status = if ready {
@@ -122,4 +112,77 @@ pub async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not support that method (see /api/v1/openapi.json)",
     )
+}
+
+/// Whether the container engine (or cluster) answers, and what it is.
+async fn probe_engine(state: &AppState) -> Probe {
+    match state.engine() {
+        Err(reason) => Probe {
+            ok: false,
+            detail: reason.to_owned(),
+        },
+        Ok(engine) => match tokio::time::timeout(PROBE_TIMEOUT, engine.ping()).await {
+            Ok(Ok(info)) => Probe {
+                ok: true,
+                detail: format!(
+                    "{} {} at {} (API {})",
+                    info.product, info.version, info.endpoint, info.api_version
+                ),
+            },
+            Ok(Err(e)) => Probe {
+                ok: false,
+                detail: e.to_string(),
+            },
+            Err(_) => Probe {
+                ok: false,
+                detail: format!(
+                    "{} did not answer within {PROBE_TIMEOUT:?}",
+                    engine.endpoint()
+                ),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Concurrent `/readyz` calls against an engine that never answers share one check: the
+    /// engine sees one connection, and every caller gets its outcome.
+    #[tokio::test]
+    async fn readyz_callers_share_one_engine_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(conn); // never answered
+            }
+        });
+        let engine =
+            berth_dataplane::engine::Engine::connect(&format!("unix://{}", socket.display()))
+                .unwrap();
+        let fx = crate::test_support::fixture_with_engine(Ok(engine)).await;
+        let calls = (0..5).map(|_| readyz(State(fx.state.clone())));
+        for answer in futures_util::future::join_all(calls).await {
+            let resp = answer.into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let r: Readiness = serde_json::from_slice(&body).unwrap();
+            assert!(r.store.ok, "{r:?}");
+            assert!(!r.engine.ok, "{r:?}");
+            assert!(r.engine.detail.contains("did not answer"), "{r:?}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
 }

@@ -61,9 +61,50 @@ pub struct LiveView {
     pub latest: Option<Deployment>,
     pub latest_digest: String,
     pub events: Vec<DeploymentEvent>,
+    /// The latest deployment's rollout phases while it runs (empty once it finished).
+    pub phases: Vec<PhaseStep>,
     /// Something is still in progress: the page streams updates.
     pub polling: bool,
     pub promote_error: Option<String>,
+}
+
+/// One phase of a running rollout: `done`, `current` or `todo`.
+pub struct PhaseStep {
+    pub label: &'static str,
+    pub state: &'static str,
+}
+
+/// The rollout's phases in order, marked against the deployment's phase (`Pulling` is current
+/// while the deployment waits to start).
+fn phase_steps(d: &Deployment) -> Vec<PhaseStep> {
+    use berth_core::api::DeploymentPhase as P;
+    if d.status.is_final() {
+        return Vec::new();
+    }
+    let current = match d.phase {
+        Some(P::Pulling) | None => 0,
+        Some(P::Starting) => 1,
+        Some(P::Switching) => 2,
+        Some(P::Draining) => 3,
+        Some(P::Unknown) => return Vec::new(),
+    };
+    [
+        "Pulling the image",
+        "Starting and probing",
+        "Switching traffic",
+        "Draining the old version",
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, label)| PhaseStep {
+        label,
+        state: match i.cmp(&current) {
+            std::cmp::Ordering::Less => "done",
+            std::cmp::Ordering::Equal => "current",
+            std::cmp::Ordering::Greater => "todo",
+        },
+    })
+    .collect()
 }
 
 #[derive(Template)]
@@ -167,6 +208,7 @@ pub(super) async fn live_view(
             .as_ref()
             .map(|d| short_digest(&d.digest))
             .unwrap_or_default(),
+        phases: latest.as_ref().map(phase_steps).unwrap_or_default(),
         latest,
         events,
         polling,

@@ -1447,11 +1447,18 @@ async fn live_stream_follows_a_deployment_and_ends_with_it() {
         !reader.is_finished(),
         "the stream must stay open while pending"
     );
+    // The rollout's phase moves on: the stream shows it (done, current, to do).
+    f.state
+        .store()
+        .set_deployment_phase(&id, berth_core::api::DeploymentPhase::Switching)
+        .await
+        .unwrap();
     f.state
         .store()
         .add_deployment_event(&id, "pulling <img src=x onerror=alert(1)>")
         .await
         .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     f.state
         .store()
         .set_deployment_status(&id, DeploymentStatus::Ready, None)
@@ -1461,6 +1468,26 @@ async fn live_stream_follows_a_deployment_and_ends_with_it() {
     let live: Vec<&str> = text.split("event: live\n").skip(1).collect();
     assert!(live.len() >= 2, "the first state and the final one: {text}");
     assert!(live[0].contains(">pending<"), "{text}");
+    assert!(
+        live[0].contains(r#"<li class="current" aria-current="step">Pulling the image</li>"#),
+        "{text}"
+    );
+    let switching = live
+        .iter()
+        .find(|l| l.contains(r#"aria-current="step">Switching traffic<"#))
+        .unwrap_or_else(|| panic!("no update showed the switching phase: {text}"));
+    assert!(
+        switching.contains(r#"<li class="done">Starting and probing</li>"#),
+        "{switching}"
+    );
+    assert!(
+        switching.contains(r#"<li class="todo">Draining the old version</li>"#),
+        "{switching}"
+    );
+    assert!(
+        !live.last().unwrap().contains("Rollout phases"),
+        "a finished deployment shows no phases: {text}"
+    );
     assert!(live.last().unwrap().contains(">ready<"), "{text}");
     assert!(live.last().unwrap().contains("pulling &#60;img"), "{text}");
     assert!(!text.contains("<img"), "{text}");
