@@ -548,7 +548,10 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = Vec::new();
-    for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
         let listening = line.contains("listening");
         lines.push(line);
         if listening || lines.len() > 200 {
