@@ -22,6 +22,14 @@ fn main() -> std::io::Result<()> {
         .next()
         .map_or(1, |w| w.parse().expect("WORKERS is a number"));
     let upstream: SocketAddr = upstream.parse().expect("UPSTREAM is host:port");
+    // BERTH_LOG set: log as `berth serve` does (the access log at info, batched to stderr).
+    if let Ok(filter) = std::env::var("BERTH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(berth_server::logwriter::Batched)
+            .compact()
+            .init();
+    }
     let listener = std::net::TcpListener::bind(&listen)?;
     let gw = Arc::new(Gateway::new(format!("http://{listen}")));
     let key = WorkloadKey {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod leader;
+pub mod logwriter;
 pub mod tasks;
 #[cfg(test)]
 mod test_support;
@@ -597,18 +598,18 @@ impl Server {
         });
         let serve = tokio::spawn(async move { serve.await });
         let mut serve = serve;
+        let finished = |res: Result<std::io::Result<()>, tokio::task::JoinError>| {
+            res.map_err(|e| ServeError::Serve(e.to_string()))?
+                .map_err(|e| ServeError::Serve(e.to_string()))?;
+            info!("stopped: in-flight requests finished");
+            Ok(())
+        };
         tokio::select! {
-            res = &mut serve => {
-                return res
-                    .map_err(|e| ServeError::Serve(e.to_string()))?
-                    .map_err(|e| ServeError::Serve(e.to_string()));
-            }
+            res = &mut serve => return finished(res),
             _ = rx => {}
         }
         match tokio::time::timeout(Duration::from_secs(30), serve).await {
-            Ok(res) => res
-                .map_err(|e| ServeError::Serve(e.to_string()))?
-                .map_err(|e| ServeError::Serve(e.to_string())),
+            Ok(res) => finished(res),
             Err(_) => {
                 warn!("in-flight requests did not finish within 30 s; exiting anyway");
                 Ok(())

@@ -1177,7 +1177,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(berth_server::logwriter::Batched);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Pretty => builder.compact().init(),
@@ -1306,6 +1306,18 @@ fn kubernetes_settings(args: &ServeArgs) -> anyhow::Result<berth_server::Kuberne
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    // Batched log lines reach stderr before a panic's message and before the process ends.
+    let panic_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        berth_server::logwriter::flush();
+        panic_hook(info);
+    }));
+    let result = run_server(args).await;
+    berth_server::logwriter::flush();
+    result
+}
+
+async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let kubernetes = kubernetes_settings(&args)?;
     let config = berth_server::Config {
         data_dir: args.data_dir,
@@ -1342,20 +1354,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, before the server starts
+/// listening: a signal that arrives right after the listening line still stops it gracefully
+/// (installed on first poll, it would have killed the process).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(int) => {},
+            () = wait(term) => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

@@ -520,9 +520,9 @@ fn health_readiness_openapi_and_cli_basics() {
 }
 
 /// The human log format writes plain text when stderr is not a terminal (a file, a pipe,
-/// journald): no colour escape codes in the lines.
+/// journald): no colour escape codes in the lines; and the last lines get out at exit.
 #[test]
-fn logs_to_a_pipe_have_no_colour_codes() {
+fn logs_to_a_pipe_have_no_colour_codes_and_end_with_the_exit() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(common::BIN)
@@ -546,23 +546,32 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut lines = Vec::new();
-    for line in std::io::BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-    {
+    for line in (&mut stderr).lines().map_while(Result::ok) {
         let listening = line.contains("listening");
         lines.push(line);
         if listening || lines.len() > 200 {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM: the lines logged while stopping reach the pipe before the process ends (they
+    // are written in batches, and the last batch must not be lost).
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    lines.extend(stderr.lines().map_while(Result::ok));
+    assert!(child.wait().unwrap().success());
     assert!(
         lines.iter().any(|l| l.contains("listening")),
         "no listening line: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("INFO") && l.contains("stopped")),
+        "a line says it stopped: {lines:?}"
     );
     assert!(
         lines.iter().all(|l| !l.contains('\u{1b}')),
