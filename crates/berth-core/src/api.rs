@@ -246,10 +246,28 @@ pub struct AuditEntry {
     pub source: String,
 }
 
-/// A page of a list.
+/// A list, or one page of a list that grows without bound.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct List<T> {
     pub items: Vec<T>,
+    /// Where the next page starts: pass it back as the `cursor` query parameter (an opaque
+    /// string, valid for the same list only). Absent on the last page.
+    #[serde(
+        default,
+        rename = "nextCursor",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    /// A whole list (no further page).
+    pub fn new(items: Vec<T>) -> Self {
+        List {
+            items,
+            next_cursor: None,
+        }
+    }
 }
 
 /// How berth authenticates to a registry.

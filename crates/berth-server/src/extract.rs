@@ -62,7 +62,8 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-/// Like `axum::extract::Query`, with berth's error shape (422 naming the problem).
+/// Like `axum::extract::Query`, with berth's error shape: 422 with `field` naming the
+/// parameter (`limit` for `?limit=abc`), or `query` when no one parameter is to blame.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
@@ -77,10 +78,27 @@ where
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::validation("query", e.body_text()))
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// Deserializes a query string as axum's `Query` does, mapping errors as [`Query`] says.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|lead| inner.strip_prefix(lead))
+            .and_then(|rest| rest.split('`').next());
+        let field = match named {
+            Some(name) => name.to_owned(),
+            None if path.is_empty() || path == "." => "query".to_owned(),
+            None => path,
+        };
+        ApiError::validation(field, inner)
+    })
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -170,6 +188,37 @@ mod tests {
     struct Inner {
         #[allow(dead_code)]
         port: u16,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        #[allow(dead_code)]
+        limit: Option<u32>,
+        #[allow(dead_code)]
+        cursor: Option<String>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let cases = [
+            ("limit=abc", "limit", "invalid digit"),
+            ("limit=-1", "limit", "invalid digit"),
+            ("limit=99999999999", "limit", "too large"),
+            ("cursor=x&colour=red", "colour", "unknown field"),
+        ];
+        for (query, field, text) in cases {
+            let err = parse_query::<Params>(query).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+            assert_eq!(
+                err.field.as_deref(),
+                Some(field),
+                "{query}: {}",
+                err.message
+            );
+            assert!(err.message.contains(text), "{query}: {}", err.message);
+        }
+        assert!(parse_query::<Params>("limit=5&cursor=abc").is_ok());
     }
 
     #[test]

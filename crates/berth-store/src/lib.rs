@@ -32,8 +32,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use auto_deploy::{AutoDeployCheckRecord, AutoDeployState, NewAutoDeploy};
 pub use ci_tokens::{CiPrincipal, IDEMPOTENCY_WINDOW_HOURS, IdempotentAnswer};
 pub use components::{
-    ComponentRef, DeployContext, DeploymentWork, EnvironmentDeployments, NewComponent, NewRelease,
-    Origin, ReleaseChoice,
+    ComponentRef, ComponentWindow, DeployContext, DeploymentWork, EnvironmentDeployments,
+    NewComponent, NewRelease, Origin, ReleaseChoice,
 };
 pub use configs::ConfigValue;
 pub use error::{Error, Result};
@@ -44,6 +44,38 @@ pub use tasks::{
 };
 pub use tokens::{Principal, TokenKind, generate_token, hash_token};
 pub use users::{AuditRow, NewAuditEntry};
+
+/// One page of a list read in keyset order: at most the `limit` asked for, and whether more
+/// rows follow (the query reads one row more than it returns to know).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// The page of `rows` read with `LIMIT limit + 1`.
+    pub(crate) fn of(mut rows: Vec<T>, limit: u32) -> Self {
+        let limit = limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Page { items: rows, more }
+    }
+
+    /// The rows after the page's last one start with this key (when more follow).
+    pub fn next<K>(&self, key: impl FnOnce(&T) -> K) -> Option<K> {
+        if self.more {
+            self.items.last().map(key)
+        } else {
+            None
+        }
+    }
+}
+
+/// `LIMIT` of a page query: one row more than the page holds.
+pub(crate) fn page_limit(limit: u32) -> i64 {
+    i64::from(limit) + 1
+}
 
 /// File name of the SQLite database inside the data dir.
 pub const DB_FILE: &str = "berth.db";

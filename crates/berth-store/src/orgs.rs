@@ -489,6 +489,31 @@ impl Store {
         row.as_ref().map(project_from_row).transpose()
     }
 
+    /// A page of an organization's projects by name: those after `after`, at most `limit`.
+    pub async fn projects_page(
+        &self,
+        org: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<crate::Page<Project>> {
+        let org_id = self.require_org(org).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{PROJECT_SELECT} WHERE p.org_id = $1 AND ($2 IS NULL OR p.name > $2)
+             ORDER BY p.name LIMIT $3"
+        )))
+        .bind(&org_id)
+        .bind(after)
+        .bind(crate::page_limit(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows
+            .iter()
+            .map(project_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::Page::of(items, limit))
+    }
+
+    /// All projects of an organization by name.
     pub async fn list_projects(&self, org: &str) -> Result<Vec<Project>> {
         self.require_org(org).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

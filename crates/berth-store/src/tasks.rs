@@ -100,6 +100,8 @@ pub struct ExecutionFilter<'a> {
     pub env: Option<&'a str>,
     pub status: Option<ExecutionStatus>,
     pub trigger: Option<ExecutionTrigger>,
+    /// Only executions older than this (created_at, id): the page after one that ended there.
+    pub before: Option<(&'a str, &'a str)>,
     pub limit: u32,
 }
 
@@ -489,30 +491,35 @@ impl Store {
         Ok(())
     }
 
-    /// Executions of a component, newest first.
+    /// A page of a component's executions, newest first (by creation time, then id).
     pub async fn list_executions(
         &self,
         target: ComponentRef<'_>,
         filter: &ExecutionFilter<'_>,
-    ) -> Result<Vec<Execution>> {
+    ) -> Result<crate::Page<Execution>> {
         let component_id = self
             .component_id(target.org, target.project, target.component)
             .await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{EXECUTION_SELECT} WHERE x.component_id = $1 AND ($2 IS NULL OR e.name = $2)
                AND ($3 IS NULL OR x.status = $3) AND ($4 IS NULL OR x.trigger = $4)
+               AND ($6 IS NULL OR x.created_at < $6 OR (x.created_at = $6 AND x.id < $7))
              ORDER BY x.created_at DESC, x.id DESC LIMIT $5"
         )))
         .bind(&component_id)
         .bind(filter.env)
         .bind(filter.status.map(ExecutionStatus::as_str))
         .bind(filter.trigger.map(ExecutionTrigger::as_str))
-        .bind(i64::from(filter.limit))
+        .bind(crate::page_limit(filter.limit))
+        .bind(filter.before.map(|b| b.0))
+        .bind(filter.before.map(|b| b.1))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let items = rows
+            .iter()
             .map(|r| execution_from_row(r).map(|x| x.execution))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::Page::of(items, filter.limit))
     }
 
     /// How many executions of a component ended per status on the UTC days from `since` on,
@@ -881,6 +888,8 @@ mod tests {
             )
             .await
             .unwrap();
+        assert!(!all.more);
+        let all = all.items;
         let statuses: Vec<_> = all.iter().map(|x| x.status).collect();
         assert_eq!(
             statuses,
@@ -898,11 +907,35 @@ mod tests {
                     trigger: Some(ExecutionTrigger::Manual),
                     env: Some("development"),
                     limit: 50,
+                    before: None,
                 },
             )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(only_missed.len(), 1);
+        // Page by page (one each), the same executions in the same order.
+        let mut walked = Vec::new();
+        let mut before: Option<(String, String)> = None;
+        loop {
+            let page = store
+                .list_executions(
+                    JOB,
+                    &ExecutionFilter {
+                        limit: 1,
+                        before: before.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            walked.extend(page.items.iter().map(|x| x.id.clone()));
+            match page.next(|x| (x.created_at.clone(), x.id.clone())) {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(walked, all.iter().map(|x| x.id.clone()).collect::<Vec<_>>());
         let counts = store
             .execution_counts(JOB, Some("development"), t("2025-12-15T00:00:00Z"))
             .await

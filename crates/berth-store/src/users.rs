@@ -205,14 +205,26 @@ impl Store {
 
     /// The newest `limit` audit rows, newest first.
     pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        Ok(self.audit_page(None, limit).await?.items)
+    }
+
+    /// A page of the audit log, newest first: the rows with an id below `before`, at most
+    /// `limit`.
+    pub async fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<crate::Page<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, method, path, status, request_id, source
-             FROM audit_log ORDER BY id DESC LIMIT $1",
+             FROM audit_log WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
         )
-        .bind(i64::from(limit))
+        .bind(before)
+        .bind(crate::page_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let items = rows
+            .iter()
             .map(|row| {
                 Ok(AuditEntry {
                     id: row.try_get("id")?,
@@ -225,7 +237,8 @@ impl Store {
                     source: row.try_get("source")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::Page::of(items, limit))
     }
 }
 
@@ -299,6 +312,18 @@ mod tests {
             .collect();
         store.insert_audit_rows(&batch).await.unwrap();
         let mut rows = store.list_audit(1000).await.unwrap();
+        // Page by page (100 each): the same rows, newest first.
+        let mut walked = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.audit_page(before, 100).await.unwrap();
+            walked.extend(page.items.iter().map(|r| r.id));
+            match page.next(|r| r.id) {
+                Some(id) => before = Some(id),
+                None => break,
+            }
+        }
+        assert_eq!(walked, rows.iter().map(|r| r.id).collect::<Vec<_>>());
         rows.reverse();
         assert_eq!(rows.len(), 250);
         for (row, want) in rows.iter().zip(&batch) {

@@ -428,8 +428,10 @@ pub enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
+    /// The audit log, newest first.
     List {
-        #[arg(long, default_value_t = 50)]
+        /// At most this many rows.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
 }
@@ -638,6 +640,9 @@ pub enum ComponentCmd {
         name: String,
         #[arg(long)]
         project: String,
+        /// At most this many, the most recently deployed first (default: all).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
     },
     /// What runs in each environment, with URLs.
     Status {
@@ -672,6 +677,7 @@ pub struct DeployArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DeploymentCmd {
+    /// Deployments of a component, newest first.
     List {
         #[arg(long)]
         project: String,
@@ -679,6 +685,9 @@ pub enum DeploymentCmd {
         component: String,
         #[arg(long)]
         env: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
     },
     Get {
         id: String,
@@ -890,7 +899,8 @@ pub enum TaskCmd {
         /// schedule, manual, api or ci.
         #[arg(long)]
         trigger: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
     /// One execution.

@@ -223,6 +223,51 @@ impl Client {
         self.call::<(), T>(Method::GET, path, None).await
     }
 
+    /// GETs a list that comes a page at a time (`{"items": […], "nextCursor": …}`), following
+    /// `nextCursor` until the last page, or until `max` items: one `{"items": […]}` with the
+    /// first page's other fields. `path` may carry a query string already; each request asks
+    /// for at most `page` items (the list's largest page).
+    pub async fn get_pages(
+        &self,
+        path: &str,
+        max: Option<usize>,
+        page: u32,
+    ) -> Result<Value, CallError> {
+        let mut items: Vec<Value> = Vec::new();
+        let mut first: Option<Value> = None;
+        let mut cursor: Option<String> = None;
+        loop {
+            let want = max.map_or(page as usize, |m| m.saturating_sub(items.len()));
+            let limit = want.clamp(1, page as usize);
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let mut url = format!("{path}{sep}limit={limit}");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={}", seg(c)));
+            }
+            let mut answer: Value = self.get(&url).await?;
+            let next = answer
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(page_items) = answer.get_mut("items").and_then(Value::as_array_mut) {
+                items.append(page_items);
+            }
+            if first.is_none() {
+                first = Some(answer);
+            }
+            match next {
+                Some(n) if max.is_none_or(|m| items.len() < m) => cursor = Some(n),
+                _ => break,
+            }
+        }
+        let mut out = first.unwrap_or_else(|| Value::Object(Default::default()));
+        if let Some(o) = out.as_object_mut() {
+            o.remove("nextCursor");
+            o.insert("items".into(), Value::Array(items));
+        }
+        Ok(out)
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

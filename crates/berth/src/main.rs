@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use berth_core::api::{
-    ApiToken, AuditEntry, CreateApiToken, CreateOrg, CreateProject, CreateUser, CreatedApiToken,
-    List, Org, Project, UpdateOrg, UpdateProject, User, WhoAmI,
+    ApiToken, CreateApiToken, CreateOrg, CreateProject, CreateUser, CreatedApiToken, List, Org,
+    Project, UpdateOrg, UpdateProject, User, WhoAmI,
 };
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
@@ -273,9 +273,11 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
             let c = client()?;
             let base = format!("/api/v1/orgs/{org}/projects");
             match cmd {
-                ProjectCmd::List => {
-                    printer.print(&c.get::<List<Project>>(&base).await?, PROJECT_COLUMNS)
-                }
+                // Every page of the list.
+                ProjectCmd::List => printer.print(
+                    &c.get_pages(&base, None, LARGEST_PAGE).await?,
+                    PROJECT_COLUMNS,
+                ),
                 ProjectCmd::Get { name } => printer.print(
                     &c.get::<Project>(&format!("{base}/{}", seg(&name))).await?,
                     PROJECT_COLUMNS,
@@ -462,8 +464,9 @@ async fn run(cli: Cli, printer: Printer) -> anyhow::Result<()> {
             validate_source_config(&file, schema_dir.as_deref(), true, printer)
         }
         Command::Audit(AuditCmd::List { limit }) => {
-            let rows: List<AuditEntry> = client()?
-                .get(&format!("/api/v1/audit?limit={limit}"))
+            // As many pages as `limit` rows take (1000 a page).
+            let rows = client()?
+                .get_pages("/api/v1/audit", Some(limit as usize), 1000)
                 .await?;
             printer.print(&rows, AUDIT_COLUMNS)
         }
@@ -601,6 +604,9 @@ async fn registry(cmd: RegistryCmd, c: &Client, org: &str, printer: Printer) -> 
     }
 }
 
+/// The largest page of the API's lists (but the audit log's); the CLI follows `nextCursor`.
+pub(crate) const LARGEST_PAGE: u32 = 500;
+
 pub(crate) fn component_base(org: &str, project: &str) -> String {
     format!("/api/v1/orgs/{org}/projects/{}/components", seg(project))
 }
@@ -632,7 +638,8 @@ async fn component(
             printer.print(&created, COMPONENT_COLUMNS)
         }
         ComponentCmd::List { project } => printer.print(
-            &c.get::<Value>(&component_base(org, &project)).await?,
+            &c.get_pages(&component_base(org, &project), None, LARGEST_PAGE)
+                .await?,
             COMPONENT_COLUMNS,
         ),
         ComponentCmd::Get { name, project } => {
@@ -665,13 +672,21 @@ async fn component(
             c.delete::<Value>(&path).await?;
             printer.done("deleted", "component", &name)
         }
-        ComponentCmd::PreviousImages { name, project } => {
+        ComponentCmd::PreviousImages {
+            name,
+            project,
+            limit,
+        } => {
             let path = format!(
                 "{}/{}/previous-images",
                 component_base(org, &project),
                 seg(&name)
             );
-            printer.print(&c.get::<Value>(&path).await?, PREVIOUS_COLUMNS)
+            printer.print(
+                &c.get_pages(&path, limit.map(|l| l as usize), LARGEST_PAGE)
+                    .await?,
+                PREVIOUS_COLUMNS,
+            )
         }
         ComponentCmd::Status { name, project } => {
             let path = format!(
@@ -828,6 +843,7 @@ async fn deployment(
             project,
             component,
             env,
+            limit,
         } => {
             let mut path = format!(
                 "{}/{}/deployments",
@@ -837,7 +853,11 @@ async fn deployment(
             if let Some(e) = env {
                 path.push_str(&format!("?env={}", seg(&e)));
             }
-            printer.print(&c.get::<Value>(&path).await?, DEPLOYMENT_COLUMNS)
+            printer.print(
+                &c.get_pages(&path, Some(limit as usize), LARGEST_PAGE)
+                    .await?,
+                DEPLOYMENT_COLUMNS,
+            )
         }
         DeploymentCmd::Get { id } => printer.print(
             &c.get::<Value>(&format!("/api/v1/deployments/{}", seg(&id)))

@@ -135,16 +135,19 @@ pub async fn task(cmd: TaskCmd, c: &Client, org: &str, printer: Printer) -> anyh
             trigger,
             limit,
         } => {
-            let mut path = format!(
-                "{}/executions?limit={limit}",
-                component_path(org, &project, &component)
-            );
+            let mut path = format!("{}/executions", component_path(org, &project, &component));
+            let mut sep = '?';
             for (k, v) in [("env", env), ("status", status), ("trigger", trigger)] {
                 if let Some(v) = v {
-                    path.push_str(&format!("&{k}={}", seg(&v)));
+                    path.push_str(&format!("{sep}{k}={}", seg(&v)));
+                    sep = '&';
                 }
             }
-            let list: ExecutionList = c.get(&path).await?;
+            let pages = c
+                .get_pages(&path, Some(limit as usize), crate::LARGEST_PAGE)
+                .await?;
+            let list: ExecutionList = serde_json::from_value(pages)
+                .map_err(|e| anyhow::anyhow!("unexpected answer from {path}: {e}"))?;
             if printer.output == Output::Table {
                 let n = &list.counts;
                 printer.note(&format!(

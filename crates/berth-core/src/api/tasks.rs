@@ -276,6 +276,9 @@ pub struct ExecutionCounts {
 pub struct ExecutionList {
     pub items: Vec<Execution>,
     pub counts: ExecutionCounts,
+    /// Where the next page starts (the `cursor` query parameter); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// The output of an execution (stdout and stderr interleaved), at most 10 MB (the newest).

@@ -67,9 +67,7 @@ pub async fn list_ci_tokens(
         component: &component,
     };
     component_or_404(&state, &org, &project, &component).await?;
-    Ok(Json(List {
-        items: state.store().list_ci_tokens(target).await?,
-    }))
+    Ok(Json(List::new(state.store().list_ci_tokens(target).await?)))
 }
 
 /// Creates a CI token bound to the component. The secret is in this answer only.

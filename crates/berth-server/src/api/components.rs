@@ -12,13 +12,14 @@ use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 use berth_dataplane::{DataPlane, LogsOptions, WorkloadKey};
 use berth_store::{
-    ComponentRef, DeployContext, EnvironmentDeployments, NewComponent, NewRelease, Origin,
-    ReleaseChoice,
+    ComponentRef, ComponentWindow, DeployContext, EnvironmentDeployments, NewComponent, NewRelease,
+    Origin, ReleaseChoice,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::page::{Limits, ListScope, as_pair};
 use crate::api::registries::{client_for, registry_error};
 use crate::auth::Auth;
 use crate::deploy;
@@ -141,15 +142,41 @@ fn parse_image(field: &str, text: &str) -> ApiResult<ImageRef> {
     ImageRef::parse(text).map_err(|e| ApiError::validation(field, e.to_string()))
 }
 
+/// Page sizes of the components list.
+pub const COMPONENT_LIMITS: Limits = Limits {
+    default: 100,
+    max: 500,
+};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentsQuery {
+    /// At most this many, by name (1–500, default 100).
+    pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A project's components by name, a page at a time.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components", tag = "components",
-    responses((status = 200, body = List<Component>)))]
+    params(ComponentsQuery),
+    responses((status = 200, body = List<Component>), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn list_components(
     State(state): State<AppState>,
     _auth: Auth,
     Path((org, project)): Path<(String, String)>,
+    Query(q): Query<ComponentsQuery>,
 ) -> ApiResult<Json<List<Component>>> {
+    let limit = COMPONENT_LIMITS.pick(q.limit)?;
+    let scope = ListScope::new("components", &[&org, &project]);
+    let after = scope.single(q.cursor.as_deref())?;
+    let page = state
+        .store()
+        .list_components(&org, &project, after.as_deref(), limit)
+        .await?;
     Ok(Json(List {
-        items: state.store().list_components(&org, &project).await?,
+        next_cursor: page.next(|c| scope.cursor(&[&c.name])),
+        items: page.items,
     }))
 }
 
@@ -684,46 +711,106 @@ pub async fn promote(
     Ok(accepted(&state, &d, true))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Page sizes of the deployments list.
+pub const DEPLOYMENT_LIMITS: Limits = Limits {
+    default: 50,
+    max: 500,
+};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentsQuery {
     /// Only this environment.
     pub env: Option<String>,
     /// At most this many, newest first (1–500, default 50).
     pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page (with the same `env`).
+    pub cursor: Option<String>,
 }
 
+/// A component's deployments, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/deployments", tag = "components",
-    params(DeploymentsQuery), responses((status = 200, body = List<Deployment>)))]
+    params(DeploymentsQuery),
+    responses((status = 200, body = List<Deployment>), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn list_deployments(
     State(state): State<AppState>,
     _auth: Auth,
     Path((org, project, name)): Path<(String, String, String)>,
     Query(q): Query<DeploymentsQuery>,
 ) -> ApiResult<Json<List<Deployment>>> {
-    component_or_404(&state, &org, &project, &name).await?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
-    let items = state
+    let limit = DEPLOYMENT_LIMITS.pick(q.limit)?;
+    let env = q.env.as_deref();
+    let scope = ListScope::new(
+        "deployments",
+        &[&org, &project, &name, env.unwrap_or_default()],
+    );
+    let before = scope.pair(q.cursor.as_deref())?;
+    let page = state
         .store()
-        .list_deployments(&org, &project, &name, q.env.as_deref(), limit)
-        .await?;
-    Ok(Json(List { items }))
+        .deployments_page(&org, &project, &name, env, as_pair(&before), limit)
+        .await
+        .map_err(|e| component_404(e, &org, &project, &name))?;
+    Ok(Json(List {
+        next_cursor: page.next(|d| scope.cursor(&[&d.created_at, &d.id])),
+        items: page.items,
+    }))
 }
 
+/// Page sizes of Previous Images.
+pub const PREVIOUS_IMAGE_LIMITS: Limits = Limits {
+    default: 50,
+    max: 500,
+};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousImagesQuery {
+    /// At most this many, the most recently deployed first (1–500, default 50).
+    pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Each digest the component was deployed with (the newest release of it, the first and the
+/// last deployment), the most recently deployed first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/previous-images", tag = "components",
-    responses((status = 200, body = List<PreviousImage>)))]
+    params(PreviousImagesQuery),
+    responses((status = 200, body = List<PreviousImage>), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn previous_images(
     State(state): State<AppState>,
     _auth: Auth,
     Path((org, project, name)): Path<(String, String, String)>,
+    Query(q): Query<PreviousImagesQuery>,
 ) -> ApiResult<Json<List<PreviousImage>>> {
-    component_or_404(&state, &org, &project, &name).await?;
+    let limit = PREVIOUS_IMAGE_LIMITS.pick(q.limit)?;
+    let scope = ListScope::new("previous-images", &[&org, &project, &name]);
+    let before = scope.pair(q.cursor.as_deref())?;
+    let page = state
+        .store()
+        .previous_images(&org, &project, &name, as_pair(&before), limit)
+        .await
+        .map_err(|e| component_404(e, &org, &project, &name))?;
     Ok(Json(List {
-        items: state.store().previous_images(&org, &project, &name).await?,
+        next_cursor: page.next(|p| scope.cursor(&[&p.last_deployed_at, &p.digest])),
+        items: page.items,
     }))
+}
+
+/// The store's NotFound of a component lookup as the API words it ([`component_or_404`]).
+fn component_404(e: berth_store::Error, org: &str, project: &str, name: &str) -> ApiError {
+    match e {
+        berth_store::Error::NotFound {
+            kind: "project", ..
+        } => ApiError::not_found(format!(
+            "project {project:?} not found in organization {org:?}"
+        )),
+        berth_store::Error::NotFound {
+            kind: "component", ..
+        } => ApiError::not_found(format!(
+            "component {name:?} not found in project {project:?}"
+        )),
+        other => other.into(),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/environments", tag = "components",
@@ -737,11 +824,18 @@ pub async fn environments(
     let envs = state.store().list_environments(&org).await?;
     let found = state
         .store()
-        .environment_states(&org, Some(&project), Some(&name))
+        .environment_states(
+            &org,
+            &ComponentWindow {
+                project: Some(&project),
+                component: Some(&name),
+                ..Default::default()
+            },
+        )
         .await?;
-    Ok(Json(List {
-        items: environment_views(&state, &component, &envs, &found),
-    }))
+    Ok(Json(List::new(environment_views(
+        &state, &component, &envs, &found,
+    ))))
 }
 
 /// What runs of `component` in each of the organization's environments (in their order):
@@ -817,12 +911,12 @@ pub async fn deployment_events(
     if state.store().get_deployment(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("deployment {id:?} not found")));
     }
-    Ok(Json(List {
-        items: state
+    Ok(Json(List::new(
+        state
             .store()
             .list_deployment_events(&id, q.after.unwrap_or(0))
             .await?,
-    }))
+    )))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -960,9 +1054,9 @@ pub async fn list_configs(
         project: &project,
         component: &name,
     };
-    Ok(Json(List {
-        items: state.store().list_configs(target, &env).await?,
-    }))
+    Ok(Json(List::new(
+        state.store().list_configs(target, &env).await?,
+    )))
 }
 
 /// Sets and removes configs and secrets of one environment, all or nothing; with `apply`

@@ -5,6 +5,7 @@ pub mod ci;
 pub mod components;
 pub mod endpoints;
 pub mod orgs;
+pub mod page;
 pub mod registries;
 pub mod render;
 pub mod system;

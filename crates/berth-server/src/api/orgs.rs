@@ -9,10 +9,13 @@ use berth_core::api::{
 use berth_core::role::Action;
 use berth_core::{validate_description, validate_display_name, validate_name};
 
+use serde::Deserialize;
+
 use crate::AppState;
+use crate::api::page::{Limits, ListScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Query};
 
 /// Checks display name and description and returns them with defaults applied.
 fn describe(
@@ -51,9 +54,7 @@ fn check_updates(display_name: Option<&str>, description: Option<&str>) -> ApiRe
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
     responses((status = 200, body = List<Org>)))]
 pub async fn list_orgs(State(state): State<AppState>, _auth: Auth) -> ApiResult<Json<List<Org>>> {
-    Ok(Json(List {
-        items: state.store().list_orgs().await?,
-    }))
+    Ok(Json(List::new(state.store().list_orgs().await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrg,
@@ -130,9 +131,9 @@ pub async fn list_environments(
     _auth: Auth,
     Path(org): Path<String>,
 ) -> ApiResult<Json<List<Environment>>> {
-    Ok(Json(List {
-        items: state.store().list_environments(&org).await?,
-    }))
+    Ok(Json(List::new(
+        state.store().list_environments(&org).await?,
+    )))
 }
 
 /// The path segment of [`reorder_environments`]: no environment may be named like it.
@@ -177,12 +178,12 @@ pub async fn reorder_environments(
     Json(body): Json<EnvironmentOrder>,
 ) -> ApiResult<Json<List<Environment>>> {
     auth.require(Action::Administer)?;
-    Ok(Json(List {
-        items: state
+    Ok(Json(List::new(
+        state
             .store()
             .reorder_environments(&org, &body.order)
             .await?,
-    }))
+    )))
 }
 
 /// Deletes an environment nothing refers to; never the last one (admin).
@@ -199,15 +200,40 @@ pub async fn delete_environment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects",
-    responses((status = 200, body = List<Project>)))]
+/// Page sizes of the projects list.
+pub const PROJECT_LIMITS: Limits = Limits {
+    default: 100,
+    max: 500,
+};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectsQuery {
+    /// At most this many, by name (1–500, default 100).
+    pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An organization's projects by name, a page at a time.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects", params(ProjectsQuery),
+    responses((status = 200, body = List<Project>), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn list_projects(
     State(state): State<AppState>,
     _auth: Auth,
     Path(org): Path<String>,
+    Query(q): Query<ProjectsQuery>,
 ) -> ApiResult<Json<List<Project>>> {
+    let limit = PROJECT_LIMITS.pick(q.limit)?;
+    let scope = ListScope::new("projects", &[&org]);
+    let after = scope.single(q.cursor.as_deref())?;
+    let page = state
+        .store()
+        .projects_page(&org, after.as_deref(), limit)
+        .await?;
     Ok(Json(List {
-        items: state.store().list_projects(&org).await?,
+        next_cursor: page.next(|p| scope.cursor(&[&p.name])),
+        items: page.items,
     }))
 }
 

@@ -257,9 +257,7 @@ pub async fn list_registries(
     _auth: Auth,
     Path(org): Path<String>,
 ) -> ApiResult<Json<List<Registry>>> {
-    Ok(Json(List {
-        items: state.store().list_registries(&org).await?,
-    }))
+    Ok(Json(List::new(state.store().list_registries(&org).await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/registries", tag = "registries",

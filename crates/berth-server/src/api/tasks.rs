@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::api::components::component_or_404;
+use crate::api::page::{Limits, ListScope, as_pair};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -384,11 +385,21 @@ pub struct ExecutionsQuery {
     pub trigger: Option<String>,
     /// At most this many, newest first (1–500, default 50).
     pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page (with the same filters).
+    pub cursor: Option<String>,
 }
 
-/// Executions of a task, newest first, with the counts per status of the last 30 days.
+/// Page sizes of the executions list.
+pub const EXECUTION_LIMITS: Limits = Limits {
+    default: 50,
+    max: 500,
+};
+
+/// Executions of a task, newest first, a page at a time, with the counts per status of the
+/// last 30 days.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/projects/{project}/components/{component}/executions",
-    tag = "tasks", params(ExecutionsQuery), responses((status = 200, body = ExecutionList)))]
+    tag = "tasks", params(ExecutionsQuery),
+    responses((status = 200, body = ExecutionList), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn list_executions(
     State(state): State<AppState>,
     _auth: Auth,
@@ -399,10 +410,19 @@ pub async fn list_executions(
     if let Some(env) = &q.env {
         env_or_first(&state, &org, Some(env)).await?;
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 500"));
-    }
+    let limit = EXECUTION_LIMITS.pick(q.limit)?;
+    let scope = ListScope::new(
+        "executions",
+        &[
+            &org,
+            &project,
+            &name,
+            q.env.as_deref().unwrap_or_default(),
+            q.status.as_deref().unwrap_or_default(),
+            q.trigger.as_deref().unwrap_or_default(),
+        ],
+    );
+    let before = scope.pair(q.cursor.as_deref())?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => match ExecutionStatus::parse(s) {
@@ -438,15 +458,20 @@ pub async fn list_executions(
         env: q.env.as_deref(),
         status,
         trigger,
+        before: as_pair(&before),
         limit,
     };
-    let items = state.store().list_executions(target, &filter).await?;
+    let page = state.store().list_executions(target, &filter).await?;
     let since = state.tasks().now() - chrono::Duration::days(30);
     let counts = state
         .store()
         .execution_counts(target, q.env.as_deref(), since)
         .await?;
-    Ok(Json(ExecutionList { items, counts }))
+    Ok(Json(ExecutionList {
+        next_cursor: page.next(|x| scope.cursor(&[&x.created_at, &x.id])),
+        items: page.items,
+        counts,
+    }))
 }
 
 async fn execution_or_404(state: &AppState, id: &str) -> ApiResult<Execution> {

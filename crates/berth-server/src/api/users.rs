@@ -10,6 +10,7 @@ use berth_core::{validate_display_name, validate_name};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::api::page::{Limits, ListScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -26,9 +27,7 @@ pub async fn whoami(auth: Auth) -> Json<WhoAmI> {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = List<User>)))]
 pub async fn list_users(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<List<User>>> {
     auth.require(Action::Administer)?;
-    Ok(Json(List {
-        items: state.store().list_users().await?,
-    }))
+    Ok(Json(List::new(state.store().list_users().await?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
@@ -98,9 +97,9 @@ pub async fn list_tokens(
     } else {
         Some(auth.0.user.clone())
     };
-    Ok(Json(List {
-        items: state.store().list_tokens(user.as_deref()).await?,
-    }))
+    Ok(Json(List::new(
+        state.store().list_tokens(user.as_deref()).await?,
+    )))
 }
 
 /// Creates an API token. Anyone may create tokens for themselves; admins for anyone.
@@ -162,26 +161,42 @@ pub async fn revoke_token(
     Ok(Json(state.store().revoke_token(&id).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Page sizes of the audit log.
+pub const AUDIT_LIMITS: Limits = Limits {
+    default: 100,
+    max: 1000,
+};
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// How many rows, newest first (1–1000, default 100).
     pub limit: Option<u32>,
+    /// Where to start: the `nextCursor` of the previous page (older rows).
+    pub cursor: Option<String>,
 }
 
+/// The audit log, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = List<AuditEntry>)))]
+    responses((status = 200, body = List<AuditEntry>), (status = 422, body = berth_core::api::ApiError)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     auth: Auth,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<List<AuditEntry>>> {
     auth.require(Action::Administer)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 1000"));
-    }
+    let limit = AUDIT_LIMITS.pick(query.limit)?;
+    let scope = ListScope::new("audit", &[]);
+    let before = match scope.single(query.cursor.as_deref())? {
+        Some(id) => Some(
+            id.parse::<i64>()
+                .map_err(|_| ApiError::validation("cursor", "is not a cursor of this server"))?,
+        ),
+        None => None,
+    };
+    let page = state.store().audit_page(before, limit).await?;
     Ok(Json(List {
-        items: state.store().list_audit(limit).await?,
+        next_cursor: page.next(|r| scope.cursor(&[&r.id.to_string()])),
+        items: page.items,
     }))
 }

@@ -15,12 +15,13 @@ use serde::Deserialize;
 
 use super::endpoints::EndpointsPane;
 use super::live::{LiveView, live_view};
-use super::overview::{Done, org_or_404};
+use super::overview::org_or_404;
 use super::{
     Chrome, Console, Form, NAME_RULE, PageError, PageResult, Problem, non_empty, render,
     render_status, see_other, short_digest,
 };
 use crate::AppState;
+use crate::api::components::PreviousImagesQuery;
 use crate::api::registries::TagsQuery;
 use crate::extract::Json;
 
@@ -420,6 +421,10 @@ struct ComponentPage {
     current_tag: String,
     first_env: String,
     previous: Vec<PreviousView>,
+    /// The link to older Previous Images, when there are more.
+    previous_next: Option<String>,
+    /// The link back to the newest ones, on an older page.
+    previous_first: Option<String>,
     live: LiveView,
     endpoints: Option<EndpointsPane>,
     notice: Option<String>,
@@ -447,6 +452,18 @@ pub(super) struct PageExtras {
     pub endpoints_form: Option<(String, String, Problem)>,
     /// A refused schema upload.
     pub schema_problem: Problem,
+    /// Which page of Previous Images (a cursor of the API's list).
+    pub images: Option<String>,
+}
+
+/// `GET …/components/{component}?done=…&images=CURSOR`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ComponentQuery {
+    #[serde(default)]
+    done: Option<String>,
+    /// The page of Previous Images after this cursor.
+    #[serde(default)]
+    images: Option<String>,
 }
 
 pub(super) async fn component_page(
@@ -467,8 +484,24 @@ pub(super) async fn component_page(
         Ok(i) => (i.name(), i.tag().unwrap_or_default().to_owned()),
         Err(_) => (head.component.image.clone(), String::new()),
     };
-    let Json(previous) =
-        crate::api::components::previous_images(State(state.clone()), c.auth(), path()).await?;
+    let Json(previous) = crate::api::components::previous_images(
+        State(state.clone()),
+        c.auth(),
+        path(),
+        crate::extract::Query(PreviousImagesQuery {
+            limit: None,
+            cursor: extras.images.clone(),
+        }),
+    )
+    .await?;
+    let previous_next = previous
+        .next_cursor
+        .as_ref()
+        .map(|cursor| format!("{}?images={cursor}#previous-images", head.base));
+    let previous_first = extras
+        .images
+        .is_some()
+        .then(|| format!("{}#previous-images", head.base));
     let previous = previous
         .items
         .into_iter()
@@ -506,9 +539,14 @@ pub(super) async fn component_page(
             extras.schema_problem,
         ))
     };
-    let (deploy_what, deploy_image) = extras
-        .deploy_form
-        .unwrap_or_else(|| ("tag".to_owned(), head.component.image.clone()));
+    let (deploy_what, deploy_image) = extras.deploy_form.unwrap_or_else(|| {
+        let what = if extras.images.is_some() {
+            "previous"
+        } else {
+            "tag"
+        };
+        (what.to_owned(), head.component.image.clone())
+    });
     let page = ComponentPage {
         deploy_what,
         deploy_image,
@@ -523,6 +561,8 @@ pub(super) async fn component_page(
         current_tag,
         first_env,
         previous,
+        previous_next,
+        previous_first,
         live,
         endpoints,
         notice: extras.notice,
@@ -536,9 +576,9 @@ pub async fn page(
     State(state): State<AppState>,
     c: Console,
     Path((org, project, name)): ComponentPath,
-    Query(done): Query<Done>,
+    Query(query): Query<ComponentQuery>,
 ) -> PageResult {
-    let notice = match done.done.as_deref() {
+    let notice = match query.done.as_deref() {
         Some("created") => Some("Component created. Pick a tag and deploy it.".to_owned()),
         Some("deployed") => Some("Deployment started; its progress shows below.".to_owned()),
         Some("unchanged") => Some(
@@ -559,6 +599,7 @@ pub async fn page(
         (&org, &project, &name),
         PageExtras {
             notice,
+            images: query.images,
             ..PageExtras::default()
         },
     )

@@ -178,6 +178,7 @@ pub(super) async fn live_view(
         crate::extract::Query(DeploymentsQuery {
             env: None,
             limit: Some(1),
+            cursor: None,
         }),
     )
     .await?;

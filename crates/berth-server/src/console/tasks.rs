@@ -234,6 +234,7 @@ async fn tasks_page(
             status: None,
             trigger: None,
             limit: Some(HISTORY),
+            cursor: None,
         }),
     )
     .await?;

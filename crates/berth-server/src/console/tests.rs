@@ -1586,3 +1586,254 @@ async fn cross_site_posts_are_refused_even_without_a_session() {
             .is_empty()
     );
 }
+
+/// Components in `project` (created with the registry of [`with_component`]): `n` of them,
+/// named `c000`, `c001`, …
+async fn many_components(f: &Fixture, project: &str, n: usize) {
+    let store = f.state.store();
+    if store
+        .get_project("default", project)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        store
+            .insert_project("default", project, project, "")
+            .await
+            .unwrap();
+    }
+    for i in 0..n {
+        store
+            .insert_component(
+                "default",
+                project,
+                &NewComponent {
+                    name: &format!("c{i:03}"),
+                    display_name: &format!("Component {i}"),
+                    description: "",
+                    kind: ComponentType::Service,
+                    registry: "local",
+                    image: "127.0.0.1:5000/test/web:v1",
+                    port: Some(8080),
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// `project/component` of each component row of an overview page, in order.
+fn overview_rows(body: &str) -> Vec<String> {
+    body.split("href=\"/orgs/default/projects/")
+        .skip(1)
+        .filter_map(|rest| {
+            let link = &rest[..rest.find('"').unwrap()];
+            let (project, component) = link.split_once("/components/")?;
+            Some(format!("{project}/{component}"))
+        })
+        .collect()
+}
+
+/// An attribute value as a browser reads it (askama writes `&` as `&#38;`).
+fn unescape(attr: &str) -> String {
+    attr.replace("&#38;", "&").replace("&amp;", "&")
+}
+
+/// The href of the link marked `rel="next"`, unescaped.
+fn next_link(body: &str) -> Option<String> {
+    let at = body.find("\" rel=\"next\"")?;
+    let start = body[..at].rfind("href=\"")? + "href=\"".len();
+    Some(unescape(&body[start..at]))
+}
+
+/// The overview shows 50 components a page in (project, name) order, grouped by project, with
+/// a link to the next page: walking the links shows every component once. Empty projects show
+/// on the page whose range they fall in; a project filter pages through that project only; a
+/// link made for another list is refused.
+#[tokio::test]
+async fn the_overview_pages_through_the_components() {
+    let f = fixture().await;
+    // `shop` with its registry and one deployed component first (`web`, ready).
+    with_component(&f, "web", ComponentType::Service).await;
+    deployment(&f, "web", DeploymentStatus::Ready).await;
+    for empty in ["alpha", "zeta"] {
+        f.state
+            .store()
+            .insert_project("default", empty, empty, "")
+            .await
+            .unwrap();
+    }
+    many_components(&f, "beta", 60).await;
+    many_components(&f, "gamma", 5).await;
+    let (session, _) = sign_in(&f.state, &f.token).await;
+
+    let mut pages = Vec::new();
+    let mut url = Some("/orgs/default".to_owned());
+    while let Some(u) = url {
+        let page = send(&f.state, get(&u, Some(&session))).await;
+        assert_eq!(page.status, StatusCode::OK, "{u}: {}", page.body);
+        url = next_link(&page.body);
+        pages.push(page.body);
+        assert!(pages.len() <= 3, "more pages than expected");
+    }
+    assert_eq!(pages.len(), 2);
+    let seen: Vec<String> = pages.iter().flat_map(|p| overview_rows(p)).collect();
+    let mut expected: Vec<String> = (0..60)
+        .map(|i| format!("beta/c{i:03}"))
+        .chain((0..5).map(|i| format!("gamma/c{i:03}")))
+        .collect();
+    expected.push("shop/web".into());
+    assert_eq!(seen, expected, "every component once, in order");
+    assert_eq!(overview_rows(&pages[0]).len(), 50);
+    // Page 1: alpha (empty, before beta) and the first 50 of beta; page 2: the rest of beta,
+    // gamma, shop and zeta (empty, at the end).
+    assert!(pages[0].contains("id=\"project-alpha\""));
+    assert!(pages[0].contains("No components yet."));
+    assert!(!pages[0].contains("id=\"project-gamma\""));
+    assert!(!pages[1].contains("id=\"project-alpha\""));
+    assert!(pages[1].contains("(continued)"));
+    assert!(pages[1].contains("id=\"project-zeta\""));
+    assert!(pages[1].contains("rel=\"first\""));
+    assert!(!pages[0].contains("rel=\"first\""));
+    // What runs where is shown for the page's components.
+    let web = &pages[1][pages[1].find("id=\"project-shop\"").unwrap()..];
+    let cell = &web[web.find("data-env=\"development\"").unwrap()..];
+    assert!(
+        cell[..cell.find("</td>").unwrap()].contains(">ready<"),
+        "{cell}"
+    );
+    // Every project is offered by the filter.
+    for p in ["alpha", "beta", "gamma", "shop", "zeta"] {
+        assert!(pages[0].contains(&format!("<option value=\"{p}\"")), "{p}");
+    }
+
+    // One project: its components only, a page of them.
+    let beta = send(&f.state, get("/orgs/default?project=beta", Some(&session))).await;
+    assert_eq!(beta.status, StatusCode::OK);
+    let rows = overview_rows(&beta.body);
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|r| r.starts_with("beta/")), "{rows:?}");
+    assert!(beta.body.contains("<option value=\"beta\" selected>"));
+    let next = next_link(&beta.body).unwrap();
+    assert!(next.contains("project=beta"), "{next}");
+    let rest = send(&f.state, get(&next, Some(&session))).await;
+    assert_eq!(
+        overview_rows(&rest.body),
+        (50..60)
+            .map(|i| format!("beta/c{i:03}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(next_link(&rest.body), None);
+    let gamma = send(&f.state, get("/orgs/default?project=gamma", Some(&session))).await;
+    assert_eq!(overview_rows(&gamma.body).len(), 5);
+    assert_eq!(next_link(&gamma.body), None);
+    let alpha = send(&f.state, get("/orgs/default?project=alpha", Some(&session))).await;
+    assert!(alpha.body.contains("No components yet."));
+
+    // A project that does not exist; a link that is not a cursor; beta's cursor without the
+    // filter (another list).
+    let a = send(&f.state, get("/orgs/default?project=nope", Some(&session))).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = send(&f.state, get("/orgs/default?after=garbage", Some(&session))).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let cursor = next.split("after=").nth(1).unwrap();
+    let a = send(
+        &f.state,
+        get(&format!("/orgs/default?after={cursor}"), Some(&session)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+}
+
+/// Previous Images on the Deploy page: the 50 most recently deployed, then a link to the older
+/// ones (which opens the Previous Images form); the audit log links to older entries.
+#[tokio::test]
+async fn previous_images_and_the_audit_log_link_to_older_pages() {
+    let f = fixture().await;
+    with_component(&f, "web", ComponentType::Service).await;
+    for i in 0..55 {
+        let digest = format!("sha256:{i:064x}");
+        f.state
+            .store()
+            .create_deployment(
+                ComponentRef {
+                    org: "default",
+                    project: "shop",
+                    component: "web",
+                },
+                "development",
+                ReleaseChoice::New(NewRelease {
+                    registry: "local",
+                    repository: "127.0.0.1:5000/test/web",
+                    tag: Some(&format!("v{i}")),
+                    digest: &digest,
+                    port: Some(8080),
+                    endpoints: "[]",
+                    config: "{}",
+                }),
+                None,
+                Origin {
+                    trigger: "user",
+                    actor: "admin/bootstrap",
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let (session, _) = sign_in(&f.state, &f.token).await;
+    let options = |body: &str| -> usize {
+        let select = &body[body.find("id=\"deploy-previous\"").unwrap()..];
+        select[..select.find("</select>").unwrap()]
+            .matches("<option")
+            .count()
+    };
+    let page = send(&f.state, get(&format!("{BASE}/web"), Some(&session))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(options(&page.body), 50);
+    assert!(page.body.contains(">v54 @ "), "the newest first");
+    let marker = "id=\"older-images\"";
+    let at = page.body.find(marker).expect("a link to older images");
+    let start = page.body[..at].rfind("href=\"").unwrap() + "href=\"".len();
+    let older = unescape(&page.body[start..page.body[start..].find('"').unwrap() + start]);
+    let older_page = send(&f.state, get(&older, Some(&session))).await;
+    assert_eq!(older_page.status, StatusCode::OK, "{}", older_page.body);
+    assert_eq!(options(&older_page.body), 5);
+    assert!(older_page.body.contains(">v0 @ "));
+    assert!(
+        older_page
+            .body
+            .contains("<details id=\"previous-images\" open>")
+    );
+    assert!(older_page.body.contains("Most recent images"));
+    assert!(!older_page.body.contains(marker));
+
+    // The audit log: 100 entries a page by default, then a link to older ones.
+    let rows: Vec<berth_store::AuditRow> = (0..150)
+        .map(|n| berth_store::AuditRow {
+            at: format!("2026-01-01T00:00:00.{n:03}Z"),
+            actor: "admin/bootstrap".into(),
+            method: "POST".into(),
+            path: format!("/api/v1/test/{n}"),
+            status: 201,
+            request_id: format!("r{n}"),
+            source: "127.0.0.1".into(),
+        })
+        .collect();
+    f.state.store().insert_audit_rows(&rows).await.unwrap();
+    let audit = send(
+        &f.state,
+        get("/orgs/default/settings/audit", Some(&session)),
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert_eq!(audit.body.matches("<time ").count(), 100);
+    let older = next_link(&audit.body).expect("a link to older entries");
+    let rest = send(&f.state, get(&older, Some(&session))).await;
+    assert_eq!(rest.status, StatusCode::OK, "{}", rest.body);
+    assert!(
+        rest.body.contains("/api/v1/test/0<"),
+        "the oldest row is on page 2"
+    );
+    assert!(!rest.body.contains("/api/v1/test/149<"));
+    assert!(rest.body.contains("newest entries"));
+}

@@ -376,15 +376,23 @@ struct AuditPage {
     org: Org,
     entries: Vec<AuditEntry>,
     limit: u32,
+    /// The link to older entries, when there are more.
+    older: Option<String>,
+    /// This is an older page (not the newest entries).
+    paged: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LimitQuery {
     #[serde(default)]
     limit: Option<u32>,
+    /// The page after this cursor (the API's).
+    #[serde(default)]
+    cursor: Option<String>,
 }
 
-/// `GET /orgs/{org}/settings/audit?limit=…`: the API's audit log (admins).
+/// `GET /orgs/{org}/settings/audit?limit=…&cursor=…`: the API's audit log (admins), a page at
+/// a time.
 pub async fn audit(
     State(state): State<AppState>,
     c: Console,
@@ -396,9 +404,18 @@ pub async fn audit(
     let Json(list) = crate::api::users::list_audit(
         State(state.clone()),
         c.auth(),
-        crate::extract::Query(AuditQuery { limit: Some(limit) }),
+        crate::extract::Query(AuditQuery {
+            limit: Some(limit),
+            cursor: q.cursor.clone(),
+        }),
     )
     .await?;
+    let older = list.next_cursor.map(|cursor| {
+        format!(
+            "/orgs/{}/settings/audit?limit={limit}&cursor={cursor}",
+            org.name
+        )
+    });
     render_status(
         StatusCode::OK,
         &AuditPage {
@@ -406,6 +423,8 @@ pub async fn audit(
             org,
             entries: list.items,
             limit,
+            older,
+            paged: q.cursor.is_some(),
         },
     )
 }
