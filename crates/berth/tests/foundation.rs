@@ -525,21 +525,7 @@ fn health_readiness_openapi_and_cli_basics() {
 fn logs_to_a_pipe_have_no_colour_codes_and_end_with_the_exit() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--gateway-listen",
-            "127.0.0.1:0",
-            "--internal-gateway-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "pretty",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("BERTH_LOG", "info")
+    let mut child = common::serve_command(dir.path(), "pretty")
         .env("BERTH_ENGINE", "unix:///nonexistent/berth-test.sock")
         .env_remove("NO_COLOR")
         .stdout(std::process::Stdio::null())

@@ -23,6 +23,27 @@ pub struct ServerProc {
     pub logs: mpsc::Receiver<String>,
 }
 
+/// `berth serve` on free loopback ports (the internal gateway on all addresses, as containers
+/// reach it) with `data_dir`, logging at info in `log_format` (`json` or `pretty`).
+pub fn serve_command(data_dir: &Path, log_format: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--gateway-listen",
+        "127.0.0.1:0",
+        "--internal-gateway-listen",
+        "0.0.0.0:0",
+        "--log-format",
+        log_format,
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .env("BERTH_LOG", "info");
+    cmd
+}
+
 impl ServerProc {
     /// Starts `berth serve` on 127.0.0.1:0 and waits until it logs its address.
     pub fn start(data_dir: &Path) -> Self {
@@ -30,23 +51,8 @@ impl ServerProc {
     }
 
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--gateway-listen",
-            "127.0.0.1:0",
-            "--internal-gateway-listen",
-            "0.0.0.0:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("BERTH_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let mut cmd = serve_command(data_dir, "json");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
