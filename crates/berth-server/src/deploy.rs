@@ -557,7 +557,6 @@ async fn keep_serving(
             return;
         }
     };
-    route_settings(state, &key, work);
     // A deployment started since the pass read `work`: its runner rolls the workload out (the
     // release read here may no longer be the one to serve, and rolling it out after the
     // runner would switch traffic back to it). Asked again under the workload's lock.
@@ -565,6 +564,9 @@ async fn keep_serving(
     if superseded() {
         return;
     }
+    // The gateway settings of `work` (no await since the check: a runner that starts later
+    // applies its own settings after these).
+    route_settings(state, &key, work);
     let Some(e) = engine.as_engine() else { return };
     let before: HashSet<&str> = listed
         .iter()

@@ -175,8 +175,8 @@ struct Inner {
     /// One lock per component, held while a deploy request decides that its digest is new and
     /// creates the deployment: concurrent requests for one new digest create one deployment.
     deploy_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// `/readyz`'s last check of the engine and when it was made (see `api::system`).
-    engine_probe: tokio::sync::Mutex<Option<(std::time::Instant, berth_core::api::Probe)>>,
+    /// `/readyz`'s last check of the engine, and the one in flight (see `api::system`).
+    engine_probe: std::sync::Mutex<api::system::EngineProbe>,
 }
 
 /// Settings the services read at run time.
@@ -221,7 +221,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 audit,
                 deploy_locks: std::sync::Mutex::default(),
-                engine_probe: tokio::sync::Mutex::new(None),
+                engine_probe: std::sync::Mutex::default(),
                 deploy_contexts: api::components::ContextReads::default(),
                 store,
                 engine,
@@ -277,10 +277,11 @@ impl AppState {
         &self.inner.deploy_contexts
     }
 
-    pub(crate) fn engine_probe(
-        &self,
-    ) -> &tokio::sync::Mutex<Option<(std::time::Instant, berth_core::api::Probe)>> {
-        &self.inner.engine_probe
+    pub(crate) fn engine_probe(&self) -> std::sync::MutexGuard<'_, api::system::EngineProbe> {
+        self.inner
+            .engine_probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The creation lock of `key`'s component (see `Inner::deploy_locks`).

@@ -7,6 +7,8 @@
 //!   [`BATCH_MAX`] bytes wait. An idle server's thread sleeps until a line comes.
 //! - Warnings and errors are written at once, after the lines before them (order is kept): what
 //!   goes wrong is on stderr before the process can die of it.
+//! - When stderr cannot keep up and [`PENDING_MAX`] bytes wait, the logging thread writes
+//!   itself (and waits, as without batching) rather than letting memory grow.
 //! - [`flush`] writes what waits; `berth serve` calls it when it ends and when it panics. A
 //!   `kill -9` loses at most the last [`BATCH_DELAY`] of info and debug lines.
 
@@ -21,6 +23,9 @@ use tracing_subscriber::fmt::MakeWriter;
 const BATCH_DELAY: Duration = Duration::from_millis(50);
 /// A batch this large is written without waiting.
 const BATCH_MAX: usize = 64 * 1024;
+/// When this much waits (stderr is slow: a stalled pipe or journald), the thread that logs
+/// writes it itself, and so waits for stderr as it did before batching: memory stays bounded.
+const PENDING_MAX: usize = 4 * BATCH_MAX;
 
 struct Shared {
     /// Lines not yet written.
@@ -115,7 +120,7 @@ impl Drop for Line {
             return;
         }
         let s = shared();
-        if self.urgent {
+        if self.urgent || lock(&s.pending).len() >= PENDING_MAX {
             let _out = lock(&s.output);
             let mut batch = std::mem::take(&mut *lock(&s.pending));
             batch.extend_from_slice(&self.text);

@@ -649,9 +649,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         // Previous Images: the digest's first and last deployment, and its newest release (a
-        // new release is the newest; deploying an existing one again keeps the newest).
+        // new release is the newest, unless a newer one of the same digest committed first on
+        // another PostgreSQL connection; deploying an existing one again keeps the newest).
         let newest_release = if new_release {
-            ", release_id = excluded.release_id"
+            ", release_id = CASE
+                 WHEN excluded.last_deployed_at >= component_images.last_deployed_at
+                 THEN excluded.release_id ELSE component_images.release_id END"
         } else {
             ""
         };

@@ -48,20 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             detail: format!("no answer within {PROBE_TIMEOUT:?}"),
         },
     };
-    let engine = {
-        // Load balancers and orchestrators poll this often, and under load the engine takes
-        // seconds to answer: one check a second serves them all (callers meanwhile wait for
-        // the check in flight and share its outcome).
-        let mut last = state.engine_probe().lock().await;
-        match &*last {
-            Some((at, probe)) if at.elapsed() < ENGINE_PROBE_FRESH => probe.clone(),
-            _ => {
-                let probe = probe_engine(&state).await;
-                *last = Some((std::time::Instant::now(), probe.clone()));
-                probe
-            }
-        }
-    };
+    let engine = shared_engine_probe(&state).await;
     let ready = store.ok && engine.ok;
     let status = if ready {
         StatusCode::OK
@@ -114,6 +101,55 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// `/readyz`'s view of the engine: the last check and when it was made, and the check in
+/// flight.
+#[derive(Default)]
+pub(crate) struct EngineProbe {
+    last: Option<(std::time::Instant, Probe)>,
+    running: Option<tokio::sync::watch::Receiver<Option<Probe>>>,
+}
+
+/// The engine check `/readyz` reports. Load balancers and orchestrators poll often, and under
+/// load the engine takes seconds to answer: the last check serves for [`ENGINE_PROBE_FRESH`],
+/// and callers meanwhile wait for the check in flight. That check runs as a task of its own,
+/// so it finishes (and is kept) even when the callers that waited for it gave up.
+async fn shared_engine_probe(state: &AppState) -> Probe {
+    let mut outcome = {
+        let mut p = state.engine_probe();
+        if let Some((at, probe)) = &p.last
+            && at.elapsed() < ENGINE_PROBE_FRESH
+        {
+            return probe.clone();
+        }
+        match &p.running {
+            Some(running) => running.clone(),
+            None => {
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                p.running = Some(rx.clone());
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let probe = probe_engine(&state).await;
+                    {
+                        let mut p = state.engine_probe();
+                        p.last = Some((std::time::Instant::now(), probe.clone()));
+                        p.running = None;
+                    }
+                    let _ = tx.send(Some(probe));
+                });
+                rx
+            }
+        }
+    };
+    let answer = match outcome.wait_for(Option::is_some).await {
+        Ok(probe) => probe.clone(),
+        Err(_) => None,
+    };
+    answer.unwrap_or_else(|| Probe {
+        ok: false,
+        detail: "the engine check ended without an answer".into(),
+    })
+}
+
 /// Whether the container engine (or cluster) answers, and what it is.
 async fn probe_engine(state: &AppState) -> Probe {
     match state.engine() {
@@ -151,8 +187,9 @@ mod tests {
 
     use super::*;
 
-    /// Concurrent `/readyz` calls against an engine that never answers share one check: the
-    /// engine sees one connection, and every caller gets its outcome.
+    /// `/readyz` calls against an engine that never answers share one check, also with a
+    /// caller that gave up before it ended: the engine sees one connection, and every caller
+    /// gets its outcome.
     #[tokio::test]
     async fn readyz_callers_share_one_engine_check() {
         let dir = tempfile::tempdir().unwrap();
@@ -171,6 +208,13 @@ mod tests {
             berth_dataplane::engine::Engine::connect(&format!("unix://{}", socket.display()))
                 .unwrap();
         let fx = crate::test_support::fixture_with_engine(Ok(engine)).await;
+        // A caller that gives up (a probe with a short timeout) does not take the check along.
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            readyz(State(fx.state.clone())),
+        )
+        .await;
+        assert!(gave_up.is_err());
         let calls = (0..5).map(|_| readyz(State(fx.state.clone())));
         for answer in futures_util::future::join_all(calls).await {
             let resp = answer.into_response();
