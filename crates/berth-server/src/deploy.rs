@@ -441,10 +441,12 @@ async fn reconcile_listed(
     };
     #[cfg(feature = "kubernetes")]
     if let Some(k8s) = engine.as_kubernetes() {
+        // Taken before what serves is read: a deploy started since then is its runner's.
+        let (_, mark) = state.runners().snapshot_marked();
         let Some(serving) = serving().await else {
             return 0;
         };
-        reconcile_kubernetes(state, k8s, &serving).await;
+        reconcile_kubernetes(state, k8s, &serving, mark).await;
         return serving.len();
     }
     if let Some(e) = engine.as_engine()
@@ -617,13 +619,16 @@ async fn reconcile_kubernetes(
     state: &AppState,
     k8s: &berth_dataplane::kubernetes::Kubernetes,
     serving: &[DeploymentWork],
+    mark: u64,
 ) {
-    let busy: HashSet<WorkloadKey> = state.runners().snapshot();
+    // A workload whose deploy started since `serving` was read (running or already done) is
+    // left to its runner: applying the release read here could put the older one back.
+    let superseded = |key: &WorkloadKey| state.runners().started_since(key, mark);
     let mut wanted = HashSet::new();
     for work in serving {
         let key = key_of(work);
         wanted.insert(key.clone());
-        if busy.contains(&key) || work.component_type == ComponentType::ManualTask {
+        if superseded(&key) || work.component_type == ComponentType::ManualTask {
             continue;
         }
         let spec = match spec_for(state, work).await {
@@ -633,6 +638,10 @@ async fn reconcile_kubernetes(
                 continue;
             }
         };
+        // Asked again right before applying (building the spec awaited the store).
+        if superseded(&key) {
+            continue;
+        }
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         if let Err(e) = k8s.rollout(&spec, &berth_dataplane::NoRoutes, &tx).await {
             warn!(%key, error = %e, "reconcile: applying the serving release failed");
@@ -641,7 +650,7 @@ async fn reconcile_kubernetes(
     match k8s.managed_keys().await {
         Ok(keys) => {
             for key in keys {
-                if wanted.contains(&key) || busy.contains(&key) {
+                if wanted.contains(&key) || superseded(&key) {
                     continue;
                 }
                 info!(%key, "removing a workload the store does not want");
