@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, ServerProc, cli_stdin, get_body, http, json_out, ok, stderr, stdout};
+use common::{BIN, ServerProc, add_local_registry, get_body, http, json_out, ok, stderr, stdout};
 use serde_json::{Value, json};
 
 fn containers(component: &str) -> Vec<String> {
@@ -163,22 +163,7 @@ fn ci_token_webhook_snippets_end_to_end() {
         dir.path(),
         &[("BERTH_DRAIN_MS", "500"), ("BERTH_READY_TIMEOUT", "30")],
     );
-    ok(cli_stdin(
-        &server,
-        &[
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ],
-        &env.password,
-    ));
+    add_local_registry(&server, &env, None);
     ok(server.cli(&["project", "create", "shop"]));
     for (name, repo) in [(&a, &repo_a), (&b, &repo_b)] {
         ok(server.cli(&[
@@ -709,22 +694,7 @@ fn concurrent_webhook_calls_deploy_once_and_are_all_audited() {
             ("BERTH_CI_RATE_PER_MINUTE", "1000"),
         ],
     );
-    ok(cli_stdin(
-        &server,
-        &[
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ],
-        &env.password,
-    ));
+    add_local_registry(&server, &env, None);
     ok(server.cli(&["project", "create", "shop"]));
     ok(server.cli(&[
         "component",

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::{ServerProc, cli_stdin, json_out, ok, stderr, stdout};
+use common::{ServerProc, add_local_registry, cli_stdin, json_out, ok, stderr, stdout};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -51,22 +51,7 @@ fn render_prints_what_kubernetes_would_get() {
     let component = format!("berth-it-rnd-{}", std::process::id());
     let _cleanup = Cleanup(component.clone());
     let server = ServerProc::start_with(dir.path(), &[("BERTH_DRAIN_MS", "200")]);
-    ok(cli_stdin(
-        &server,
-        &[
-            "registry",
-            "add",
-            "local",
-            "--host",
-            &env.registry,
-            "--auth",
-            "basic",
-            "--username",
-            &env.user,
-            "--password-stdin",
-        ],
-        &env.password,
-    ));
+    add_local_registry(&server, &env, None);
     ok(server.cli(&["project", "create", "shop"]));
     // Nothing deployed yet: the namespace and its policies only.
     let out = ok(server.cli(&["render", "--project", "shop", "--env", "development"]));

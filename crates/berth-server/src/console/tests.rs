@@ -752,6 +752,19 @@ async fn with_component(f: &Fixture, name: &str, kind: ComponentType) {
 /// A deployment of `name` to development with `status`; returns its id.
 async fn deployment(f: &Fixture, name: &str, status: DeploymentStatus) -> String {
     let digest = format!("sha256:{}", "ab".repeat(32));
+    let id = deployment_of(f, name, &digest, "v1").await;
+    if status != DeploymentStatus::Pending {
+        f.state
+            .store()
+            .set_deployment_status(&id, status, None)
+            .await
+            .unwrap();
+    }
+    id
+}
+
+/// A new release of `digest` (tagged `tag`) deployed to development, pending; returns its id.
+async fn deployment_of(f: &Fixture, name: &str, digest: &str, tag: &str) -> String {
     let d = f
         .state
         .store()
@@ -765,8 +778,8 @@ async fn deployment(f: &Fixture, name: &str, status: DeploymentStatus) -> String
             ReleaseChoice::New(NewRelease {
                 registry: "local",
                 repository: "127.0.0.1:5000/test/web",
-                tag: Some("v1"),
-                digest: &digest,
+                tag: Some(tag),
+                digest,
                 port: Some(8080),
                 endpoints: "[]",
                 config: "{}",
@@ -779,13 +792,6 @@ async fn deployment(f: &Fixture, name: &str, status: DeploymentStatus) -> String
         )
         .await
         .unwrap();
-    if status != DeploymentStatus::Pending {
-        f.state
-            .store()
-            .set_deployment_status(&d.id, status, None)
-            .await
-            .unwrap();
-    }
     d.id
 }
 
@@ -1752,33 +1758,7 @@ async fn previous_images_and_the_audit_log_link_to_older_pages() {
     let f = fixture().await;
     with_component(&f, "web", ComponentType::Service).await;
     for i in 0..55 {
-        let digest = format!("sha256:{i:064x}");
-        f.state
-            .store()
-            .create_deployment(
-                ComponentRef {
-                    org: "default",
-                    project: "shop",
-                    component: "web",
-                },
-                "development",
-                ReleaseChoice::New(NewRelease {
-                    registry: "local",
-                    repository: "127.0.0.1:5000/test/web",
-                    tag: Some(&format!("v{i}")),
-                    digest: &digest,
-                    port: Some(8080),
-                    endpoints: "[]",
-                    config: "{}",
-                }),
-                None,
-                Origin {
-                    trigger: "user",
-                    actor: "admin/bootstrap",
-                },
-            )
-            .await
-            .unwrap();
+        deployment_of(&f, "web", &format!("sha256:{i:064x}"), &format!("v{i}")).await;
     }
     let (session, _) = sign_in(&f.state, &f.token).await;
     let options = |body: &str| -> usize {
