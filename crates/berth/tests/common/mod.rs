@@ -1,4 +1,4 @@
-//! Test harness: runs the real `berth` binary (server and CLI) on a free port with a temp
+//! Test harness: runs the real `berth` binary (server and CLI) on free ports with a temp
 //! data dir, and kills it on drop.
 #![allow(dead_code)]
 
@@ -23,18 +23,53 @@ pub struct ServerProc {
     pub logs: mpsc::Receiver<String>,
 }
 
+/// A free port for a test server, from below the kernel's ephemeral range (32768 up), on
+/// loopback and on all addresses.
+///
+/// Not port 0: the engine publishes containers' ports from the ephemeral range with NAT rules,
+/// and Podman holds such a port only through the container's conmon process. A container left
+/// by an earlier run whose processes were killed (conmon included) keeps its rule while nothing
+/// holds the port, so a port-0 listener could get that port and its clients would be sent to
+/// the dead container instead (seen in CI: "connection refused" from a server that was
+/// listening). A harness must not depend on every earlier run having ended cleanly.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    const FIRST: u16 = 20_000;
+    const COUNT: u64 = 12_000;
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = FIRST + (h.finish() % COUNT) as u16;
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.contains(&port) {
+            continue;
+        }
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
+        if free {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 /// `berth serve` on free loopback ports (the internal gateway on all addresses, as containers
-/// reach it) with `data_dir`, logging at info in `log_format` (`json` or `pretty`).
+/// reach it; see [`free_port`]) with `data_dir`, logging at info in `log_format` (`json` or
+/// `pretty`).
 pub fn serve_command(data_dir: &Path, log_format: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "serve",
         "--listen",
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{}", free_port()),
         "--gateway-listen",
-        "127.0.0.1:0",
+        &format!("127.0.0.1:{}", free_port()),
         "--internal-gateway-listen",
-        "0.0.0.0:0",
+        &format!("0.0.0.0:{}", free_port()),
         "--log-format",
         log_format,
         "--data-dir",
@@ -45,12 +80,26 @@ pub fn serve_command(data_dir: &Path, log_format: &str) -> Command {
 }
 
 impl ServerProc {
-    /// Starts `berth serve` on 127.0.0.1:0 and waits until it logs its address.
+    /// Starts `berth serve` on free ports and waits until it logs its addresses.
     pub fn start(data_dir: &Path) -> Self {
         Self::start_with(data_dir, &[])
     }
 
+    /// Like [`ServerProc::start`], with extra environment variables. A port taken between
+    /// [`free_port`]'s check and the server's bind gets a second try on other ports.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start(data_dir, env) {
+                Ok(server) => return server,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let mut cmd = serve_command(data_dir, "json");
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
@@ -73,13 +122,17 @@ impl ServerProc {
         let mut seen = Vec::new();
         while url.is_none() || gateway.is_none() || internal.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|e| {
-                let status = child.try_wait().ok().flatten();
-                panic!(
-                    "berth serve did not start ({e}; exit status {status:?}); its log:\n{}",
-                    seen.join("\n")
-                )
-            });
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    return Err(format!(
+                        "berth serve did not start ({e}; exit status {status:?}); its log:\n{}",
+                        seen.join("\n")
+                    ));
+                }
+            };
             seen.push(line.clone());
             if let Some(i) = line.find("berth listening on http://") {
                 let rest = &line[i + "berth listening on ".len()..];
@@ -114,7 +167,7 @@ impl ServerProc {
         } else {
             String::new()
         };
-        Self {
+        Ok(Self {
             child,
             url: url.unwrap(),
             gateway: gateway.unwrap(),
@@ -122,7 +175,7 @@ impl ServerProc {
             data_dir: data_dir.to_owned(),
             stdout,
             logs: rx,
-        }
+        })
     }
 
     pub fn admin_token(&self) -> String {
@@ -172,20 +225,50 @@ impl ServerProc {
 impl Drop for ServerProc {
     #[allow(clippy::print_stderr)]
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
+        // A failing test shows whether the server was still running and what it said (the
+        // lines not yet read by the test): a flaky failure in CI is otherwise hard to explain
+        // afterwards. A running server is stopped with SIGTERM first so that it writes its
+        // last batch of log lines.
+        let state = match self.child.try_wait() {
+            Ok(Some(status)) => format!("had already exited: {status}"),
+            Ok(None) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &self.child.id().to_string()])
+                    .status();
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                while std::time::Instant::now() < deadline
+                    && matches!(self.child.try_wait(), Ok(None))
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                "was still running (stopped now)".to_owned()
+            }
+            Err(e) => format!("state unknown: {e}"),
+        };
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // A failing test shows what the server said (the last lines not yet read by the test):
-        // a flaky failure in CI is otherwise hard to explain afterwards.
-        if std::thread::panicking() {
-            let lines: Vec<String> = self.logs.try_iter().collect();
-            let tail = &lines[lines.len().saturating_sub(80)..];
-            eprintln!(
-                "--- berth serve log, last {} of {} unread lines ---\n{}",
-                tail.len(),
-                lines.len(),
-                tail.join("\n")
-            );
+        // The reader thread ends at the end of stderr; take what it still has (at most 1 s).
+        let mut lines = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(line) = self
+            .logs
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            lines.push(line);
         }
+        let tail = &lines[lines.len().saturating_sub(80)..];
+        eprintln!(
+            "--- berth serve (pid {}) {state}; log, last {} of {} unread lines ---\n{}",
+            self.child.id(),
+            tail.len(),
+            lines.len(),
+            tail.join("\n")
+        );
     }
 }
 
