@@ -568,11 +568,10 @@ impl Store {
                 .await?
                 .ok_or_else(|| Error::not_found("environment", env))?;
         let at = now();
-        let new_release = matches!(release, ReleaseChoice::New(_));
-        let (release_id, digest) = match release {
+        let release_id = match release {
             ReleaseChoice::Existing(id) => {
-                let found: Option<(String, String)> = sqlx::query_as(
-                    "SELECT id, digest FROM releases WHERE id = $1 AND component_id = $2",
+                let found: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM releases WHERE id = $1 AND component_id = $2",
                 )
                 .bind(id)
                 .bind(&component_id)
@@ -619,7 +618,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                (id, r.digest.to_owned())
+                id
             }
         };
         let id = new_id();
@@ -648,35 +647,8 @@ impl Store {
         ))
         .execute(&mut *tx)
         .await?;
-        // Previous Images: the digest's first and last deployment, and its newest release (a
-        // new release is the newest, unless a newer one of the same digest committed first on
-        // another PostgreSQL connection; deploying an existing one again keeps the newest).
-        let newest_release = if new_release {
-            ", release_id = CASE
-                 WHEN excluded.last_deployed_at >= component_images.last_deployed_at
-                 THEN excluded.release_id ELSE component_images.release_id END"
-        } else {
-            ""
-        };
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO component_images
-               (component_id, digest, release_id, first_deployed_at, last_deployed_at)
-             VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (component_id, digest) DO UPDATE SET
-               first_deployed_at = CASE
-                 WHEN excluded.first_deployed_at < component_images.first_deployed_at
-                 THEN excluded.first_deployed_at ELSE component_images.first_deployed_at END,
-               last_deployed_at = CASE
-                 WHEN excluded.last_deployed_at > component_images.last_deployed_at
-                 THEN excluded.last_deployed_at ELSE component_images.last_deployed_at END
-               {newest_release}"
-        )))
-        .bind(&component_id)
-        .bind(&digest)
-        .bind(&release_id)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
+        // Previous Images' summary (`component_images`) follows by itself: the database's
+        // trigger `deployments_component_images` (migration 0013) updates it in this transaction.
         tx.commit().await?;
         self.get_deployment(&id)
             .await?
@@ -899,8 +871,8 @@ impl Store {
 
     /// A page of the digests a component was deployed with, the most recently deployed first
     /// (then by digest): those before the (last deployed at, digest) of `before`, at most
-    /// `limit`. Read from `component_images` (kept by [`Store::create_deployment`]) by index
-    /// `component_images_newest`: a page costs the same however long the history.
+    /// `limit`. Read from `component_images` (kept by the database trigger of migration 0013)
+    /// by index `component_images_newest`: a page costs the same however long the history.
     pub async fn previous_images(
         &self,
         org: &str,
@@ -1718,6 +1690,107 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(previous_images_walked(&store, "web", 10).await, before);
+    }
+
+    /// A deployment recorded by SQL that knows nothing of `component_images` — what a server
+    /// from before migration 0012 writes during a rolling upgrade on PostgreSQL — reaches
+    /// Previous Images (the database's trigger keeps the summary). And one that commits after
+    /// a newer deployment of the same digest (another server) leaves the newer release there.
+    #[tokio::test]
+    async fn previous_images_follow_deployments_written_without_the_summary() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        let origin = Origin {
+            trigger: "user",
+            actor: "admin/bootstrap",
+        };
+        let first = store
+            .create_deployment(
+                WEB,
+                "development",
+                release("sha256:aaa", "v1"),
+                None,
+                origin,
+            )
+            .await
+            .unwrap();
+        let (component_id, environment_id): (String, String) =
+            sqlx::query_as("SELECT component_id, environment_id FROM deployments WHERE id = $1")
+                .bind(&first.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let registry_id: String =
+            sqlx::query_scalar("SELECT registry_id FROM releases WHERE id = $1")
+                .bind(&first.release)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        // As an older server records a deployment: a release and a deployment, nothing else.
+        let old_server = |release: &'static str, digest: &'static str, at: &'static str| {
+            let (store, component_id, environment_id, registry_id) = (
+                &store,
+                component_id.clone(),
+                environment_id.clone(),
+                registry_id.clone(),
+            );
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO releases (id, component_id, registry_id, repository, tag, digest,
+                     trigger, actor, created_at)
+                     VALUES ($1, $2, $3, 'test/web', 'old', $4, 'user', 'x', $5)",
+                )
+                .bind(release)
+                .bind(&component_id)
+                .bind(&registry_id)
+                .bind(digest)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "INSERT INTO deployments (id, component_id, environment_id, release_id, status,
+                     trigger, actor, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 'pending', 'user', 'x', $5, $5)",
+                )
+                .bind(format!("d-{release}"))
+                .bind(&component_id)
+                .bind(&environment_id)
+                .bind(release)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        old_server("r-bbb", "sha256:bbb", "2999-01-01T00:00:02.000000Z").await;
+        let walked = previous_images_walked(&store, "web", 10).await;
+        assert_eq!(walked, previous_images_aggregated(&store, "web").await);
+        assert_eq!(
+            walked[0],
+            (
+                "sha256:bbb".to_owned(),
+                "2999-01-01T00:00:02.000000Z".to_owned(),
+                "2999-01-01T00:00:02.000000Z".to_owned(),
+                "r-bbb".to_owned()
+            )
+        );
+        // A newer release of digest aaa commits first, an older one after it.
+        old_server("r-aaa-new", "sha256:aaa", "2999-01-01T00:00:04.000000Z").await;
+        old_server("r-aaa-old", "sha256:aaa", "2999-01-01T00:00:03.000000Z").await;
+        let walked = previous_images_walked(&store, "web", 1).await;
+        assert_eq!(
+            walked[0],
+            (
+                "sha256:aaa".to_owned(),
+                first.created_at.clone(),
+                "2999-01-01T00:00:04.000000Z".to_owned(),
+                "r-aaa-new".to_owned()
+            )
+        );
+        assert_eq!(walked.len(), 2);
     }
 
     /// Deployments page by page, with and without an environment, give what one long list
