@@ -1109,6 +1109,12 @@ mod tests {
         (store, dir)
     }
 
+    /// A deployment made by the bootstrap admin.
+    const BY_ADMIN: Origin<'static> = Origin {
+        trigger: "user",
+        actor: "admin/bootstrap",
+    };
+
     const WEB: ComponentRef<'static> = ComponentRef {
         org: "default",
         project: "shop",
@@ -1147,10 +1153,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c.registry, "local");
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         let d1 = store
             .create_deployment(
                 WEB,
@@ -1307,10 +1310,7 @@ mod tests {
         let (store, _dir) = store().await;
         component(&store, "web").await;
         component(&store, "api").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         let d1 = store
             .create_deployment(
                 WEB,
@@ -1516,10 +1516,7 @@ mod tests {
         let (store, _dir) = store().await;
         component(&store, "web").await;
         component(&store, "api").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         let tick = || tokio::time::sleep(std::time::Duration::from_millis(3));
         let api = ComponentRef {
             component: "api",
@@ -1655,10 +1652,7 @@ mod tests {
     async fn the_migration_backfills_previous_images() {
         let (store, _dir) = store().await;
         component(&store, "web").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         for (digest, tag) in [
             ("sha256:aaa", "v1"),
             ("sha256:bbb", "v2"),
@@ -1700,10 +1694,7 @@ mod tests {
     async fn previous_images_follow_deployments_written_without_the_summary() {
         let (store, _dir) = store().await;
         component(&store, "web").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         let first = store
             .create_deployment(
                 WEB,
@@ -1799,10 +1790,7 @@ mod tests {
     async fn deployments_page_by_page() {
         let (store, _dir) = store().await;
         component(&store, "web").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         for i in 0..7 {
             let env = if i % 3 == 0 {
                 "production"
@@ -1897,10 +1885,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         for c in ["web", "cart"] {
             let target = ComponentRef {
                 component: c,
@@ -2021,10 +2006,7 @@ mod tests {
             return;
         }
         component(&store, "web").await;
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         for (digest, env) in [("sha256:aaa", "development"), ("sha256:bbb", "production")] {
             let d = store
                 .create_deployment(WEB, env, release(digest, "v1"), None, origin)
@@ -2378,10 +2360,7 @@ mod tests {
         assert_eq!(store.list_users().await.unwrap()[0].name, "admin");
 
         // Deployments of one environment, events.
-        let origin = Origin {
-            trigger: "user",
-            actor: "admin/bootstrap",
-        };
+        let origin = BY_ADMIN;
         let d = store
             .create_deployment(WEB, "production", release("sha256:ccc", "v3"), None, origin)
             .await
