@@ -36,6 +36,11 @@ pub fn validate_mount_path(field: &str, path: &str) -> Result<(), NameError> {
     if path.len() > 1024 || path.contains('\0') || path.chars().any(char::is_control) {
         return err("must be at most 1024 characters without control characters");
     }
+    // The engines' bind-mount syntax (`host:container:options`, `,` between options) has no
+    // escape for these: accepting them here would fail every later deploy of the environment.
+    if path.contains([':', ',']) {
+        return err("must not contain ':' or ','");
+    }
     let components: Vec<&str> = path[1..].split('/').collect();
     if components.iter().any(|c| *c == ".." || *c == ".") {
         return err("must not contain '.' or '..' components");
@@ -85,6 +90,8 @@ mod tests {
             ("/dev/null", "/dev"),
             ("/sys", "/sys"),
             ("/a\u{0}b", "control"),
+            ("/etc/app,v2.conf", "':' or ','"),
+            ("/etc/app:ro", "':' or ','"),
         ];
         for (bad, why) in cases {
             let e = validate_mount_path("name", bad).unwrap_err();

@@ -18,6 +18,7 @@ pub mod reference;
 pub mod role;
 pub mod secret;
 pub mod task;
+pub mod yaml;
 
 pub use docker_config::{DockerConfigAuth, DockerConfigError, parse_docker_config};
 pub use endpoints::{

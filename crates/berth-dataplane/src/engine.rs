@@ -19,7 +19,6 @@ mod workload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -83,7 +82,7 @@ pub struct Engine {
     /// [`Engine::with_owner`].
     owner: Option<String>,
     /// One rollout at a time per workload, so two reconcile passes cannot interleave.
-    rollouts: std::sync::Mutex<HashMap<WorkloadKey, Arc<tokio::sync::Mutex<()>>>>,
+    rollouts: crate::RolloutLocks,
     /// Fault injection: rollouts pause this long when they enter this phase. See
     /// [`Engine::with_fault_hold`].
     fault_hold: Option<(DeploymentPhase, Duration)>,
@@ -149,7 +148,7 @@ impl Engine {
             client: std::sync::Mutex::new(None),
             data_root: PathBuf::from(DEFAULT_DATA_ROOT),
             owner: None,
-            rollouts: std::sync::Mutex::new(HashMap::new()),
+            rollouts: crate::RolloutLocks::default(),
             fault_hold: None,
         })
     }
@@ -265,7 +264,7 @@ impl Engine {
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
         superseded: impl Fn() -> bool + Send,
     ) -> Option<Result<Vec<Instance>>> {
-        let lock = self.rollout_lock(&spec.key);
+        let lock = self.rollouts.of(&spec.key);
         let _serialized = lock.lock().await;
         if superseded() {
             return None;
@@ -282,14 +281,6 @@ impl Engine {
             return Ok(c.clone());
         }
         Ok(self.handshake().await?.0)
-    }
-
-    fn rollout_lock(&self, key: &WorkloadKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self
-            .rollouts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(key.clone()).or_default().clone()
     }
 
     pub(crate) fn unavailable(&self, e: impl std::fmt::Display) -> Error {
@@ -612,7 +603,7 @@ impl DataPlane for Engine {
         routes: &dyn RouteSwitch,
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
     ) -> Result<Vec<Instance>> {
-        let lock = self.rollout_lock(&spec.key);
+        let lock = self.rollouts.of(&spec.key);
         let _serialized = lock.lock().await;
         workload::rollout(self, spec, routes, events).await
     }

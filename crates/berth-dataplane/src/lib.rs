@@ -16,6 +16,26 @@ use std::pin::Pin;
 
 use thiserror::Error;
 
+/// One rollout at a time per workload: a deploy's runner and the reconciler's check of what
+/// serves take the workload's lock, so they never interleave (shared by the drivers).
+#[derive(Debug, Default)]
+pub(crate) struct RolloutLocks(
+    std::sync::Mutex<
+        std::collections::HashMap<WorkloadKey, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >,
+);
+
+impl RolloutLocks {
+    /// The workload's lock (made on first use).
+    pub(crate) fn of(&self, key: &WorkloadKey) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(key.clone()).or_default().clone()
+    }
+}
+
 pub use spec::{
     DeploymentPhase, EndpointSpec, FileMount, Instance, InstanceState, LogLine, LogStream,
     LogsOptions, Probe, ProbeAction, PullAuth, PullPolicy, RolloutEvent, Scaling, TaskOutcome,

@@ -424,3 +424,76 @@ async fn real_cluster() {
         again.iter().map(|i| &i.id).collect::<Vec<_>>()
     );
 }
+
+/// The release label of the stub's Deployment of `api`.
+fn applied_release(stub: &Stub) -> Value {
+    let state = stub.0.lock().unwrap();
+    state.objects[&format!("/apis/apps/v1/namespaces/{NS}/deployments/api")]["metadata"]["labels"]
+        ["berth.release"]
+        .clone()
+}
+
+/// The reconciler's apply of what it read as serving (`keep_serving`) and its removal of a
+/// workload the store does not want take the workload's rollout lock and ask `superseded`
+/// under it: a check that read r1 before a deploy of r2 started waits for the deploy and then
+/// stands down, instead of applying r1 over it; a removal of a workload being deployed does
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_apply_that_lost_the_race_to_a_deploy_stands_down() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stub = Stub::default();
+    let k8s = driver(&stub).await;
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let r1 = spec("0193b7a4-5c1e-7d3a-9f00-111111111111");
+    k8s.rollout(&r1, &NoRoutes, &tx).await.unwrap();
+    // Nothing started since: the check applies what serves.
+    let kept = k8s.keep_serving(&r1, &tx, || false).await;
+    assert!(matches!(kept, Some(Ok(_))), "{kept:?}");
+    assert_eq!(applied_release(&stub), r1.release.as_str());
+
+    let deploying = AtomicBool::new(false);
+    let r2 = spec("0193b7a4-5c1e-7d3a-9f00-222222222222");
+    let deploy = async {
+        deploying.store(true, Ordering::SeqCst);
+        k8s.rollout(&r2, &NoRoutes, &tx).await
+    };
+    let check = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        k8s.keep_serving(&r1, &tx, || deploying.load(Ordering::SeqCst))
+            .await
+    };
+    let (deployed, kept) = tokio::join!(deploy, check);
+    deployed.unwrap();
+    assert!(kept.is_none(), "the stale check acted: {kept:?}");
+    assert_eq!(applied_release(&stub), r2.release.as_str());
+    let last_apply = stub
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == Method::PATCH && r.path.ends_with("/deployments/api"))
+        .unwrap();
+    assert_eq!(
+        last_apply.body.unwrap()["metadata"]["labels"]["berth.release"],
+        r2.release.as_str()
+    );
+
+    // A removal while a deploy of the workload runs: nothing is deleted.
+    let deployment = format!("/apis/apps/v1/namespaces/{NS}/deployments/api");
+    let requests = stub.requests().len();
+    assert!(
+        k8s.remove_unless_superseded(&key("api"), || true)
+            .await
+            .is_none()
+    );
+    assert!(stub.has(&deployment));
+    assert_eq!(
+        stub.requests().len(),
+        requests,
+        "a superseded removal sent requests"
+    );
+    k8s.remove_unless_superseded(&key("api"), || false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stub.has(&deployment));
+}

@@ -638,12 +638,10 @@ async fn reconcile_kubernetes(
                 continue;
             }
         };
-        // Asked again right before applying (building the spec awaited the store).
-        if superseded(&key) {
-            continue;
-        }
+        // Asked again under the workload's rollout lock, which a deploy's runner holds while
+        // it rolls out: building the spec awaited the store.
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        if let Err(e) = k8s.rollout(&spec, &berth_dataplane::NoRoutes, &tx).await {
+        if let Some(Err(e)) = k8s.keep_serving(&spec, &tx, || superseded(&key)).await {
             warn!(%key, error = %e, "reconcile: applying the serving release failed");
         }
     }
@@ -654,7 +652,10 @@ async fn reconcile_kubernetes(
                     continue;
                 }
                 info!(%key, "removing a workload the store does not want");
-                if let Err(e) = k8s.remove_workload(&key).await {
+                if let Some(Err(e)) = k8s
+                    .remove_unless_superseded(&key, || superseded(&key))
+                    .await
+                {
                     warn!(%key, error = %e, "removing failed");
                 }
             }

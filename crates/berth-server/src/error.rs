@@ -108,6 +108,12 @@ impl From<berth_store::Error> for ApiError {
                 err
             }
             E::Invalid { field, message } => ApiError::validation(field, message),
+            e if e.is_unstorable_text() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "a text in the request (path, query or body) contains a NUL character \
+                 (%00 or \\u0000), which is not allowed",
+            ),
             e if e.is_storage_full() => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "storage_full",

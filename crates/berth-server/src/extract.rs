@@ -62,6 +62,36 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
+/// Like `axum::extract::Path`, with berth's error shape: a segment that does not decode (its
+/// percent-encoding is not UTF-8) or does not parse gets a JSON 400 naming the path, not
+/// axum's plain-text answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(r) if r.status().is_client_error() => Err(ApiError::new(
+                r.status(),
+                "bad_request",
+                format!("path: {}", r.body_text()),
+            )
+            .with_field("path")),
+            Err(r) => Err(ApiError::internal(r.body_text())),
+        }
+    }
+}
+
 /// Like `axum::extract::Query`, with berth's error shape: 422 with `field` naming the
 /// parameter (`limit` for `?limit=abc`), or `query` when no one parameter is to blame.
 #[derive(Debug, Clone, Copy, Default)]

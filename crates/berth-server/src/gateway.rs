@@ -565,6 +565,9 @@ async fn proxy_internal(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if has_dot_segment(req.uri().path()) {
+        return dot_segment_error(req.uri().path());
+    }
     let table = gw.snapshot();
     let mut parts = req.uri().path().trim_start_matches('/').splitn(5, '/');
     let key = match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -633,6 +636,29 @@ fn connection_has_upgrade(headers: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether `path` holds a `.` or `..` segment, also percent-encoded (`%2e`) or behind an
+/// encoded separator (`%2f`, `%5c`): a backend that resolves it would serve a path outside the
+/// endpoint's context (`/api/../admin` is under `/api` only as text). Browsers and HTTP
+/// clients resolve such segments before sending, so only crafted requests carry them.
+fn has_dot_segment(path: &str) -> bool {
+    let decoded = path
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    decoded.split('/').any(|s| s == "." || s == "..")
+}
+
+/// The answer to a path with a dot segment (see [`has_dot_segment`]).
+fn dot_segment_error(path: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_path",
+        format!("the path {path:?} has a '.' or '..' segment; send it resolved"),
+    )
+}
+
 /// Whether `path` is under one of `contexts` (`/api` covers `/api` and `/api/…`, not `/apix`).
 fn exposed(contexts: Option<&Vec<String>>, path: &str) -> bool {
     let Some(contexts) = contexts else {
@@ -691,6 +717,9 @@ async fn proxy(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if has_dot_segment(req.uri().path()) {
+        return dot_segment_error(req.uri().path());
+    }
     let table = gw.snapshot();
     let host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
@@ -809,8 +838,10 @@ async fn forward(
         Ok(Ok(mut resp)) => {
             let ms = started.elapsed().as_millis() as u64;
             route.stats.record(resp.status().as_u16(), ms);
+            // The path without its query: queries carry tokens (`?access_token=…`).
+            let path = upstream_path.split('?').next().unwrap_or("/");
             info!(target: "berth::gateway::access", %key, %backend, %method,
-                path = %upstream_path, status = resp.status().as_u16(), ms, "proxied");
+                path, status = resp.status().as_u16(), ms, "proxied");
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
             {
@@ -973,6 +1004,34 @@ mod tests {
             let mut got = vec![0u8; msg.len()];
             client.read_exact(&mut got).await.unwrap();
             assert_eq!(got, msg);
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_found_however_they_are_written() {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "/api/%2e%2e/admin",
+            "/api/%2E./admin",
+            "/api/..%2fadmin",
+            "/api%2f..%2fadmin",
+            "/api/..%5cadmin",
+            "/api/..\\admin",
+        ] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in [
+            "/",
+            "/a/b",
+            "/a/.b",
+            "/a/b..c",
+            "/a/...",
+            "/%2e%2e%2e",
+            "/v1.2/x",
+        ] {
+            assert!(!has_dot_segment(ok), "{ok}");
         }
     }
 

@@ -1303,6 +1303,42 @@ mod tests {
             .unwrap();
     }
 
+    /// A component holds at most `MAX_SCHEMA_FILES` schema files: one more is refused (the
+    /// field named), replacing one it has is not; the names are listed without the contents.
+    #[tokio::test]
+    async fn schema_files_are_capped_and_listed_by_name() {
+        let (store, _dir) = store().await;
+        component(&store, "web").await;
+        let max = crate::sources::MAX_SCHEMA_FILES;
+        for i in 0..max {
+            store
+                .put_schema_file(WEB, &format!("s{i:03}.yaml"), "openapi: 3.0.3")
+                .await
+                .unwrap();
+        }
+        let err = store
+            .put_schema_file(WEB, "one-more.yaml", "openapi: 3.0.3")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { field: "name", message } if message.contains("50 schema files")),
+            "{err}"
+        );
+        store
+            .put_schema_file(WEB, "s000.yaml", "openapi: 3.1.0")
+            .await
+            .unwrap();
+        let names = store.schema_file_names(WEB).await.unwrap();
+        assert_eq!(names.len() as i64, max);
+        assert_eq!(names[0], "s000.yaml");
+        assert!(!names.contains(&"one-more.yaml".to_owned()));
+        store.delete_schema_file(WEB, "s001.yaml").await.unwrap();
+        store
+            .put_schema_file(WEB, "one-more.yaml", "openapi: 3.0.3")
+            .await
+            .unwrap();
+    }
+
     /// One query answers every component's environments: the newest deployment and the
     /// newest ready one per (component, environment), only where something was deployed.
     #[tokio::test]

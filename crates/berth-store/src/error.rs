@@ -64,6 +64,19 @@ impl Error {
         }
     }
 
+    /// Whether the database refused a text value it cannot hold: PostgreSQL's text has no NUL
+    /// character (`character_not_in_repertoire`, 22021; `untranslatable_character`, 22P05).
+    /// That is bad input, wherever in the request it was (a path segment, a query parameter,
+    /// a body field).
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            Error::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the write failed for want of disk space: SQLITE_FULL or ENOSPC (the data
     /// directory's filesystem is full), PostgreSQL's `disk_full` (53100).
     pub fn is_storage_full(&self) -> bool {

@@ -590,6 +590,21 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// PostgreSQL's text cannot hold a NUL character: a lookup with one fails with an error
+    /// that says so (bad input: a 422 at the API, not a 500); SQLite finds nothing.
+    #[tokio::test]
+    async fn a_nul_in_a_looked_up_name_is_bad_input() {
+        let store = crate::test_store().await;
+        let found = store.get_org("a\0b").await;
+        match store.backend() {
+            crate::Backend::Postgres => {
+                let e = found.unwrap_err();
+                assert!(e.is_unstorable_text(), "{e}");
+            }
+            crate::Backend::Sqlite => assert!(found.unwrap().is_none()),
+        }
+    }
+
     #[tokio::test]
     async fn org_and_project_lifecycle() {
         let store = crate::test_store().await;

@@ -2,7 +2,11 @@
 
 use sqlx::Row;
 
-use crate::{ComponentRef, Result, Store, now};
+use crate::{ComponentRef, Error, Result, Store, now};
+
+/// The most schema files a component holds (each is at most 512 KiB at the API; a deploy
+/// snapshots them all into its release).
+pub const MAX_SCHEMA_FILES: i64 = 50;
 
 /// A stored source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,24 @@ impl Store {
         let id = self
             .component_id(target.org, target.project, target.component)
             .await?;
+        let mut tx = self.begin().await?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM component_sources
+             WHERE component_id = $1 AND kind = 'schema' AND name <> $2",
+        )
+        .bind(&id)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if others >= MAX_SCHEMA_FILES {
+            return Err(Error::Invalid {
+                field: "name",
+                message: format!(
+                    "the component already holds {others} schema files, the most it may; \
+                     delete one it no longer needs first"
+                ),
+            });
+        }
         sqlx::query(
             "INSERT INTO component_sources (component_id, kind, name, content, updated_at)
              VALUES ($1, 'schema', $2, $3, $4)
@@ -61,9 +83,24 @@ impl Store {
         .bind(name)
         .bind(content)
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The names of the component's schema files, in order (without their contents).
+    pub async fn schema_file_names(&self, target: ComponentRef<'_>) -> Result<Vec<String>> {
+        let id = self
+            .component_id(target.org, target.project, target.component)
+            .await?;
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM component_sources
+             WHERE component_id = $1 AND kind = 'schema' ORDER BY name",
+        )
+        .bind(&id)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Removes a schema file; `false` when there was none.

@@ -103,6 +103,46 @@ fn endpoints_file_sets_port_and_public_routes() {
     );
     assert!(err.to_string().contains("must be less than 65535"), "{err}");
 
+    // A small file whose aliases would expand to 400 million values (`b` names the 20,000
+    // items of `a` 20,000 times): refused with the reason instead of exhausting the server's
+    // memory, and the server answers on.
+    let items = vec!["0"; 20_000].join(",");
+    let aliases = vec!["*a"; 20_000].join(",");
+    let bomb = format!("version: 0.1\nendpoints: []\na: &a [{items}]\nb: [{aliases}]\n");
+    std::fs::write(&bad, &bomb).unwrap();
+    let out = set(&bad, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("through its aliases"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // The same through the API itself (the CLI reads the file first).
+    let answer = http()
+        .put(format!(
+            "{}/api/v1/orgs/default/projects/shop/components/{component}/endpoints",
+            server.url
+        ))
+        .bearer_auth(server.admin_token())
+        .json(&serde_json::json!({"fileName": "endpoints.yaml", "content": bomb}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let body = answer.text().unwrap();
+    assert!(body.contains("through its aliases"), "{body}");
+    let bomb_schema = src.join("bomb.yaml");
+    std::fs::write(
+        &bomb_schema,
+        format!("openapi: 3.0.3\na: &a [{items}]\nb: [{aliases}]\n"),
+    )
+    .unwrap();
+    std::fs::write(&bad, "version: 0.1\nendpoints:\n  - name: web\n    port: 8080\n    type: REST\n    context: /\n    schemaFilePath: bomb.yaml\n").unwrap();
+    let out = set(&bad, &[&bomb_schema]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("through its aliases"), "{text}");
+
     // A schema that is named but not uploaded, then a broken one, then a good one.
     let file = src.join(".choreo/component.yaml");
     std::fs::write(&file, "schemaVersion: 1.2\nendpoints:\n  - name: web\n    service:\n      basePath: /\n      port: 8080\n    type: REST\n    networkVisibilities: [Public]\n    schemaFilePath: openapi.yaml\n").unwrap();

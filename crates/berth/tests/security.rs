@@ -190,14 +190,37 @@ fn body_limits_hold_on_every_route_family() {
     );
     assert_eq!(code, 413, "{body}");
     assert!(body.contains("payload_too_large"), "{body}");
-    // Plain-text bodies (schema uploads) too.
-    let (code, _) = send(
+    // Plain-text bodies (schema uploads) too, in the same JSON error shape.
+    let (code, body) = send(
         reqwest::Method::PUT,
         api("/orgs/default/projects/shop/components/web/schemas/big.yaml"),
         "text/plain",
         "x".repeat(mib + 10),
     );
-    assert_eq!(code, 413);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("payload_too_large"), "{body}");
+    // A schema that is not UTF-8 text, and a path segment that does not decode to UTF-8: 4xx
+    // answers in the JSON error shape, not axum's plain text.
+    let r = http()
+        .put(api(
+            "/orgs/default/projects/shop/components/web/schemas/bin.yaml",
+        ))
+        .bearer_auth(&admin)
+        .header("content-type", "text/plain")
+        .body(vec![b'a', 0xff, 0xfe, b'\n'])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["field"], "content", "{v}");
+    let r = http()
+        .get(api("/orgs/%FF/projects"))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["field"], "path", "{v}");
     // Unauthenticated routes: the CI webhook and registry notifications.
     let (code, _) = send(
         reqwest::Method::POST,

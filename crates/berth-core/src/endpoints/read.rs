@@ -20,7 +20,10 @@ const PARSE_PREFIX: &str = "Failed to parse yaml: ";
 pub(super) fn parse(text: &str) -> Result<Value, Issue> {
     // Editors on Windows save a byte-order mark; js-yaml ignores it too.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut value: Value = serde_yaml_ng::from_str(text).map_err(|e| syntax_issue(&e))?;
+    let mut value: Value = crate::yaml::parse(text).map_err(|e| match e {
+        crate::yaml::Error::Syntax(e) => syntax_issue(&e),
+        too_large => Issue::new("", too_large.to_string()),
+    })?;
     value.apply_merge().map_err(|e| syntax_issue(&e))?;
     Ok(value)
 }

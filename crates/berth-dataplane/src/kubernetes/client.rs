@@ -98,6 +98,8 @@ fn kube_error(context: &str, e: kube::Error) -> Error {
 pub struct Kubernetes {
     client: kube::Client,
     endpoint: String,
+    /// Shared by the clones: one rollout at a time per workload.
+    rollouts: std::sync::Arc<crate::RolloutLocks>,
     options: RenderOptions,
 }
 
@@ -144,6 +146,7 @@ impl Kubernetes {
         Ok(Self {
             client,
             endpoint,
+            rollouts: std::sync::Arc::default(),
             options: RenderOptions {
                 // What is applied carries the real values; only printed output is redacted.
                 reveal_secrets: true,
@@ -613,31 +616,44 @@ impl Drop for JobGuard {
     }
 }
 
-impl DataPlane for Kubernetes {
-    async fn ping(&self) -> Result<EngineInfo> {
-        let info = self
-            .client
-            .apiserver_version()
-            .await
-            .map_err(|e| kube_error("reading the API server version", e))?;
-        Ok(EngineInfo {
-            endpoint: self.endpoint.clone(),
-            product: "Kubernetes".into(),
-            version: info.git_version,
-            api_version: format!("{}.{}", info.major, info.minor),
-        })
-    }
-
-    #[instrument(skip_all, fields(%key))]
-    async fn ensure_network(&self, key: &WorkloadKey) -> Result<()> {
-        self.apply(&render::render_namespace(key)).await
-    }
-
-    #[instrument(skip_all, fields(key = %spec.key, release = %spec.release))]
-    async fn rollout(
+impl Kubernetes {
+    /// The reconciler's apply of the release it read as serving, under the workload's rollout
+    /// lock: nothing (`None`) when `superseded()`, asked once the lock is held, says a deploy
+    /// started since the caller read `spec` — its runner rolls the workload out, and applying
+    /// `spec` after it would put the older release back.
+    pub async fn keep_serving(
         &self,
         spec: &WorkloadSpec,
-        _routes: &dyn RouteSwitch,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+        superseded: impl Fn() -> bool + Send,
+    ) -> Option<Result<Vec<Instance>>> {
+        let lock = self.rollouts.of(&spec.key);
+        let _serialized = lock.lock().await;
+        if superseded() {
+            return None;
+        }
+        Some(self.rollout_locked(spec, events).await)
+    }
+
+    /// The reconciler's removal of a workload the store does not want, under its rollout lock:
+    /// nothing (`None`) when `superseded()` says a deploy of it started since the store was read.
+    pub async fn remove_unless_superseded(
+        &self,
+        key: &WorkloadKey,
+        superseded: impl Fn() -> bool + Send,
+    ) -> Option<Result<()>> {
+        let lock = self.rollouts.of(key);
+        let _serialized = lock.lock().await;
+        if superseded() {
+            return None;
+        }
+        Some(self.remove_objects(key).await)
+    }
+
+    /// [`DataPlane::rollout`]'s work, with the workload's rollout lock held.
+    async fn rollout_locked(
+        &self,
+        spec: &WorkloadSpec,
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
     ) -> Result<Vec<Instance>> {
         let objects = render::render_workload(spec, &self.options)?;
@@ -699,7 +715,39 @@ impl DataPlane for Kubernetes {
             }
         }
     }
+}
 
+impl DataPlane for Kubernetes {
+    async fn ping(&self) -> Result<EngineInfo> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| kube_error("reading the API server version", e))?;
+        Ok(EngineInfo {
+            endpoint: self.endpoint.clone(),
+            product: "Kubernetes".into(),
+            version: info.git_version,
+            api_version: format!("{}.{}", info.major, info.minor),
+        })
+    }
+
+    #[instrument(skip_all, fields(%key))]
+    async fn ensure_network(&self, key: &WorkloadKey) -> Result<()> {
+        self.apply(&render::render_namespace(key)).await
+    }
+
+    #[instrument(skip_all, fields(key = %spec.key, release = %spec.release))]
+    async fn rollout(
+        &self,
+        spec: &WorkloadSpec,
+        _routes: &dyn RouteSwitch,
+        events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
+    ) -> Result<Vec<Instance>> {
+        let lock = self.rollouts.of(&spec.key);
+        let _serialized = lock.lock().await;
+        self.rollout_locked(spec, events).await
+    }
     async fn instances(&self, key: &WorkloadKey) -> Result<Vec<Instance>> {
         Ok(self
             .pods_of(key, "")

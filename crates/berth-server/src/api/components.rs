@@ -1,7 +1,9 @@
 //! Components and deploying them: create from an image URL, Update Image Tag / Update Image URL
 //! / Previous Images, promotion, deployments and their events.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     Component, CreateComponent, DeployAccepted, DeployRequest, Deployment, DeploymentEvent,

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     ComponentType, DeploymentStatus, EndpointView, EndpointsState, ErrorDetail, PutEndpoints,
@@ -23,10 +25,9 @@ const SOURCE_MAX: usize = 512 * 1024;
 async fn schema_names(state: &AppState, target: ComponentRef<'_>) -> ApiResult<BTreeSet<String>> {
     Ok(state
         .store()
-        .schema_files(target)
+        .schema_file_names(target)
         .await?
         .into_iter()
-        .map(|f| f.name)
         .collect())
 }
 
@@ -218,8 +219,10 @@ fn check_schema(name: &str, content: &str) -> Result<(), String> {
         }
         return Ok(());
     }
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(content).map_err(|e| format!("not YAML or JSON: {e}"))?;
+    let doc: serde_yaml_ng::Value = berth_core::yaml::parse(content).map_err(|e| match e {
+        berth_core::yaml::Error::Syntax(e) => format!("not YAML or JSON: {e}"),
+        too_large => too_large.to_string(),
+    })?;
     let map = doc
         .as_mapping()
         .ok_or("must be a mapping (an OpenAPI document)")?;
@@ -419,9 +422,22 @@ pub async fn put_schema(
     State(state): State<AppState>,
     auth: Auth,
     Path((org, project, component, name)): Path<(String, String, String, String)>,
-    body: String,
+    body: Result<String, axum::extract::rejection::StringRejection>,
 ) -> ApiResult<StatusCode> {
     auth.require(Action::Write)?;
+    // axum's own rejections are plain text: berth answers in its error shape.
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a schema file is at most {SOURCE_MAX} bytes"),
+        ),
+        s if s.is_client_error() => ApiError::validation("content", "is not UTF-8 text"),
+        _ => ApiError::bad_request(format!(
+            "reading the request body failed: {}",
+            r.body_text()
+        )),
+    })?;
     state
         .store()
         .component_id(&org, &project, &component)

@@ -1,6 +1,8 @@
 //! Organizations, their environments, and projects.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     CreateEnvironment, CreateOrg, CreateProject, Environment, EnvironmentOrder, List, Org, Project,

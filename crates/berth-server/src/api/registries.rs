@@ -1,6 +1,8 @@
 //! Container registries: register once per organization, test the connection, list tags.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::Secret;
 use berth_core::api::{

@@ -3,7 +3,9 @@
 //! same pure renderer, the server's Kubernetes settings. Works whatever the data plane is, so
 //! `berth render` previews a move to Kubernetes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::RenderedManifests;
 use berth_core::role::Action;

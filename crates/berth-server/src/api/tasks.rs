@@ -1,7 +1,9 @@
 //! Scheduled and manual tasks: schedules per environment, Run Now / Run with Arguments,
 //! executions with their logs, cancelling.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     Component, ComponentType, ConcurrencyPolicy, Execution, ExecutionList, ExecutionLogs,

@@ -1,6 +1,8 @@
 //! Users, API tokens and the audit log (admin), plus `whoami`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     ApiToken, AuditEntry, CreateApiToken, CreateUser, CreatedApiToken, List, User, WhoAmI,

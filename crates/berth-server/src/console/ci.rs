@@ -2,8 +2,9 @@
 //! copy button — and revoke) and the ready-to-paste webhook snippets, through the API's CI
 //! handlers.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::api::{CiToken, CreateCiToken, CreatedCiToken};
 use berth_core::ci::SnippetKind;

@@ -3,8 +3,9 @@
 //! environment cards with Promote, and the latest deployment's events (live over SSE, see
 //! [`super::live`]). Also the head (breadcrumbs, title, tabs) every component page shares.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::api::{
     Component, ComponentType, CreateComponent, DeployRequest, Org, Project, PromoteRequest,

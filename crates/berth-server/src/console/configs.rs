@@ -2,8 +2,9 @@
 //! never shown), set one entry, remove one — each through the API's `PATCH …/configs`, which
 //! can roll the running release out again with them.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::Secret;
 use berth_core::api::{ConfigChange, ConfigEntry, ConfigKind, ConfigSet, ConfigUnset, Environment};

@@ -2,7 +2,8 @@
 //! editor for the endpoints file (validated by the API's `PUT …/endpoints`, every issue shown
 //! at the editor) and schema files (uploaded through the API's `PUT …/schemas/{name}`).
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use crate::extract::Path;
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use berth_core::api::{EndpointsState, Environment, PutEndpoints};
 use serde::Deserialize;
@@ -256,7 +257,7 @@ pub async fn upload(
         State(state.clone()),
         c.auth(),
         Path((org.clone(), project.clone(), name.clone(), schema_name)),
-        text,
+        Ok(text),
     )
     .await
     {

@@ -422,9 +422,19 @@ fn render<T: Template>(t: &T) -> PageResult {
     render_status(StatusCode::OK, t)
 }
 
-/// 303 See Other: the answer to a successful form POST.
+/// 303 See Other: the answer to a successful form POST. Bytes a `Location` header cannot
+/// carry as they are (controls, spaces, non-ASCII: names from decoded path segments) are
+/// percent-encoded, so the redirect is always sent.
 fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    let mut location = String::with_capacity(to.len());
+    for b in to.bytes() {
+        if (0x21..0x7f).contains(&b) {
+            location.push(char::from(b));
+        } else {
+            location.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Redirect::to(&location).into_response()
 }
 
 /// Whether htmx sent the request (it wants a fragment, not a page).
@@ -480,7 +490,12 @@ fn encode_component(s: &str) -> String {
 
 /// Only same-site paths are followed after sign-in (no `//host`, no scheme).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '\r', '\n']) {
+    // Visible ASCII only: a path and query as the browser sent them are percent-encoded.
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.bytes().all(|b| (0x21..0x7f).contains(&b))
+    {
         next
     } else {
         "/"

@@ -1,7 +1,8 @@
 //! The organization overview: projects, their components, and what runs where.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::api::{Component, CreateProject, Environment, Org, Project};
 use berth_store::ComponentWindow;

@@ -1,8 +1,9 @@
 //! Settings → Container Registries: list, add (four auth types, write-only secrets), test the
 //! connection step by step, delete.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use berth_core::Secret;
 use berth_core::api::{

@@ -2,8 +2,9 @@
 //! type), Run Now / Run with Arguments, and the execution history with each execution's logs
 //! and exit code — all through the API's task handlers.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::Secret;
 use berth_core::api::{

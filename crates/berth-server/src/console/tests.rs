@@ -234,8 +234,37 @@ async fn sign_in_and_out() {
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert_eq!(a.location(), "/");
+    // A `next` a Location header cannot carry (control characters, spaces, non-ASCII) goes
+    // home instead of failing the sign-in with a 500.
+    for next in ["/\u{1}", "/\u{7f}", "/a b", "/caf\u{e9}"] {
+        let a = send(
+            &f.state,
+            post_form(
+                "/login",
+                Some(&login_cookie),
+                &[("token", &f.token), ("csrf", &csrf), ("next", next)],
+            ),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{next:?}: {}", a.body);
+        assert_eq!(a.location(), "/", "{next:?}");
+    }
 
     let (session, csrf) = sign_in(&f.state, &f.token).await;
+    // A token made under an organization that does not exist: a 404 before anything is
+    // created (its one-time secret would be shown on that organization's page).
+    let a = send(
+        &f.state,
+        post_form(
+            "/orgs/%7F/settings/tokens",
+            Some(&session),
+            &[("csrf", &csrf), ("name", "nowhere")],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    let tokens = f.state.store().list_tokens(None).await.unwrap();
+    assert!(tokens.iter().all(|t| t.name != "nowhere"), "{tokens:?}");
     let page = send(&f.state, get("/", Some(&session))).await;
     assert_eq!(page.location(), "/orgs/default");
     let page = send(&f.state, get("/orgs/default", Some(&session))).await;

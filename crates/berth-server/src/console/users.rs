@@ -2,8 +2,9 @@
 //! and the users), and the audit log (admins) — through the API's user, token and audit
 //! handlers.
 
+use crate::extract::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use berth_core::api::{
     ApiToken, AuditEntry, CreateApiToken, CreateUser, CreatedApiToken, Org, User,
@@ -196,6 +197,8 @@ pub async fn create_token(
     Path(org): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> PageResult {
+    // Before the token exists: its one-time secret is shown on this organization's page.
+    org_or_404(&state, &org).await?;
     let view = TokenFormView {
         user: form.user.clone(),
         name: form.name.clone(),
