@@ -115,6 +115,30 @@ fn two_servers_one_database_follower_deploys_and_takes_over() {
     // The second server gets the first one's master key (and, for the CLI, its admin token).
     copy_owner_only(dir_a.path(), dir_b.path(), "master.key");
     copy_owner_only(dir_a.path(), dir_b.path(), "admin-token");
+    // PostgreSQL's text has no NUL character: one in a path segment or a body is bad input
+    // (a 422 naming the reason), never a 500.
+    for (method, path, body) in [
+        ("GET", "/api/v1/orgs/a%00b/projects", None),
+        (
+            "POST",
+            "/api/v1/tokens",
+            Some(serde_json::json!({"user": "a\u{0}b", "name": "t"})),
+        ),
+    ] {
+        let mut req = http()
+            .request(method.parse().unwrap(), format!("{}{path}", a.url))
+            .bearer_auth(a.admin_token());
+        if let Some(body) = &body {
+            req = req.json(body);
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        assert!(
+            (400..500).contains(&status) && text.contains("NUL"),
+            "{method} {path}: {status} {text}"
+        );
+    }
     let b = ServerProc::start_with(dir_b.path(), &envs);
     assert!(
         !b.stdout.contains("Admin token"),
