@@ -641,6 +641,10 @@ fn connection_has_upgrade(headers: &HeaderMap) -> bool {
 /// endpoint's context (`/api/../admin` is under `/api` only as text). Browsers and HTTP
 /// clients resolve such segments before sending, so only crafted requests carry them.
 fn has_dot_segment(path: &str) -> bool {
+    // Every request passes here: no allocation unless something is encoded.
+    if !path.contains(['%', '\\']) {
+        return path.split('/').any(|s| s == "." || s == "..");
+    }
     let decoded = path
         .to_ascii_lowercase()
         .replace("%2e", ".")
