@@ -1109,6 +1109,14 @@ mod tests {
         (store, dir)
     }
 
+    /// A new release of `web` with `digest` (tagged `tag`), deployed to `env` by the admin.
+    async fn deploy(store: &Store, env: &str, digest: &str, tag: &str) -> Deployment {
+        store
+            .create_deployment(WEB, env, release(digest, tag), None, BY_ADMIN)
+            .await
+            .unwrap()
+    }
+
     /// A deployment made by the bootstrap admin.
     const BY_ADMIN: Origin<'static> = Origin {
         trigger: "user",
@@ -1154,16 +1162,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.registry, "local");
         let origin = BY_ADMIN;
-        let d1 = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:aaa", "v1"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let d1 = deploy(&store, "development", "sha256:aaa", "v1").await;
         assert_eq!(d1.status, DeploymentStatus::Pending);
         assert_eq!(d1.image, "127.0.0.1:5000/test/web@sha256:aaa");
         assert_eq!(store.unfinished_deployments().await.unwrap().len(), 1);
@@ -1347,16 +1346,7 @@ mod tests {
         component(&store, "web").await;
         component(&store, "api").await;
         let origin = BY_ADMIN;
-        let d1 = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:aaa", "v1"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let d1 = deploy(&store, "development", "sha256:aaa", "v1").await;
         store
             .set_deployment_status(&d1.id, DeploymentStatus::Ready, None)
             .await
@@ -1364,16 +1354,7 @@ mod tests {
         // times have millisecond resolution: keep the order unambiguous
         let tick = || tokio::time::sleep(std::time::Duration::from_millis(5));
         tick().await;
-        let d2 = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:bbb", "v2"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let d2 = deploy(&store, "development", "sha256:bbb", "v2").await;
         let api = ComponentRef {
             component: "api",
             ..WEB
@@ -1453,16 +1434,7 @@ mod tests {
         // Previous Images: one entry per digest, named after its newest release, spanning
         // the first and the last deployment of the digest.
         tick().await;
-        let again = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:aaa", "v1-again"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let again = deploy(&store, "development", "sha256:aaa", "v1-again").await;
         let previous = store
             .previous_images("default", "shop", "web", None, 100)
             .await
@@ -1596,16 +1568,7 @@ mod tests {
             .unwrap();
         // A new release of an old digest (the tag moved back): its newest release changes.
         tick().await;
-        let b_again = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:bbb", "v2-again"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let b_again = deploy(&store, "development", "sha256:bbb", "v2-again").await;
         // Promotion deploys an existing release to the next environment.
         let c = store
             .find_release("default", "shop", "web", "sha256:ccc")
@@ -1730,17 +1693,7 @@ mod tests {
     async fn previous_images_follow_deployments_written_without_the_summary() {
         let (store, _dir) = store().await;
         component(&store, "web").await;
-        let origin = BY_ADMIN;
-        let first = store
-            .create_deployment(
-                WEB,
-                "development",
-                release("sha256:aaa", "v1"),
-                None,
-                origin,
-            )
-            .await
-            .unwrap();
+        let first = deploy(&store, "development", "sha256:aaa", "v1").await;
         let (component_id, environment_id): (String, String) =
             sqlx::query_as("SELECT component_id, environment_id FROM deployments WHERE id = $1")
                 .bind(&first.id)
