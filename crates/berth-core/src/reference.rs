@@ -297,6 +297,18 @@ impl ImageRef {
         })
     }
 
+    /// The same repository with `tag` and no digest: a tag names whatever it points at now, so
+    /// an old pin must not outlive it (Update Image Tag of a component created from
+    /// `app:v1@sha256:…`).
+    pub fn retagged(&self, tag: &str) -> Result<Self, ReferenceError> {
+        validate_tag(tag)?;
+        Ok(Self {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        })
+    }
+
     /// The same repository pinned to `digest` (an existing tag is kept, as upstream does; the
     /// tag is then informational: [`ImageRef::pull_reference`] uses the digest).
     pub fn with_digest(&self, digest: &str) -> Result<Self, ReferenceError> {
@@ -986,6 +998,11 @@ mod tests {
             digest_only.with_tag("v1").unwrap().to_string(),
             format!("test.com/foo:v1@{SHA256}")
         );
+        assert_eq!(
+            digest_only.retagged("v2").unwrap().to_string(),
+            "test.com/foo:v2"
+        );
+        assert!(r.retagged("-foo").is_err());
         assert!(r.with_tag("-foo").is_err());
         assert!(r.with_tag("").is_err());
         assert!(r.with_digest("foo").is_err());

@@ -333,8 +333,17 @@ async fn run_one(state: &AppState, key: &WorkloadKey, work: DeploymentWork) {
             let id = id.clone();
             tokio::spawn(async move {
                 let mut phase = None;
+                let mut starting = false;
                 while let Some(event) = rx.recv().await {
-                    if matches!(event, RolloutEvent::Pulled { .. }) {
+                    // Pulled, or straight to starting when the engine had the image already
+                    // (a promotion, a Previous Image): no longer "pulling" either way.
+                    if !starting
+                        && matches!(
+                            event,
+                            RolloutEvent::Pulled { .. } | RolloutEvent::Starting { .. }
+                        )
+                    {
+                        starting = true;
                         let _ = store
                             .set_deployment_status(&id, DeploymentStatus::Starting, None)
                             .await;
@@ -784,12 +793,9 @@ pub async fn sync_routes(state: &AppState) -> Option<Vec<berth_dataplane::Instan
             running.iter().map(|(a, _)| *a).collect()
         };
         backends.sort();
+        // Settings take effect at a switch: switch even to the same backends.
         route_settings(state, &key, work);
-        let mut current = state.gateway().backends(&key);
-        current.sort();
-        if current != backends {
-            berth_dataplane::RouteSwitch::switch(state.gateway().as_ref(), &key, &backends);
-        }
+        berth_dataplane::RouteSwitch::switch(state.gateway().as_ref(), &key, &backends);
         routed.insert(key);
     }
     for key in state.gateway().routed_keys() {

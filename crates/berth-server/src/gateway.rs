@@ -35,6 +35,8 @@ struct Route {
     contexts: Option<Vec<String>>,
     /// Contexts of the Organization endpoints (internal gateway only).
     org_contexts: Vec<String>,
+    /// The schemas the release publishes (`…/openapi`).
+    schemas: Arc<Vec<Published>>,
     /// This workload's counters (kept across switches).
     stats: Arc<RouteStats>,
 }
@@ -177,41 +179,32 @@ impl Gateway {
     }
 
     /// Sets which contexts of a workload the external gateway routes: those of its Public
-    /// endpoints (`None`: the release has no endpoints file, so everything is routed). Takes
-    /// effect now for a routed workload and at its next switch otherwise.
+    /// endpoints (`None`: the release has no endpoints file, so everything is routed). Like
+    /// every route setting, it takes effect at the workload's next switch, together with the
+    /// backends of the release it belongs to: while a new release pulls and starts, the one
+    /// serving keeps its own settings.
     pub fn set_public_contexts(&self, key: &WorkloadKey, contexts: Option<Vec<String>>) {
-        {
-            let mut map = self
-                .exposure
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match &contexts {
-                Some(c) => {
-                    map.insert(key.clone(), c.clone());
-                }
-                None => {
-                    map.remove(key);
-                }
+        let mut map = self
+            .exposure
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match contexts {
+            Some(c) => {
+                map.insert(key.clone(), c);
+            }
+            None => {
+                map.remove(key);
             }
         }
-        self.update(|t| {
-            if let Some(route) = t.routes.get_mut(key) {
-                route.contexts = contexts;
-            }
-        });
     }
 
-    /// Sets the contexts of a workload's Organization endpoints (internal gateway).
+    /// Sets the contexts of a workload's Organization endpoints (internal gateway), for its
+    /// next switch (see [`Gateway::set_public_contexts`]).
     pub fn set_org_contexts(&self, key: &WorkloadKey, contexts: Vec<String>) {
         self.org_exposure
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.clone(), contexts.clone());
-        self.update(|t| {
-            if let Some(route) = t.routes.get_mut(key) {
-                route.org_contexts = contexts;
-            }
-        });
+            .insert(key.clone(), contexts);
     }
 
     fn stats_for(&self, key: &WorkloadKey) -> Arc<RouteStats> {
@@ -267,7 +260,8 @@ impl Gateway {
         out
     }
 
-    /// Sets the schema documents a workload publishes at `<context>/openapi`.
+    /// Sets the schema documents a workload publishes at `<context>/openapi`, for its next
+    /// switch (see [`Gateway::set_public_contexts`]).
     pub fn set_schemas(&self, key: &WorkloadKey, schemas: Vec<Published>) {
         self.schemas
             .write()
@@ -275,16 +269,12 @@ impl Gateway {
             .insert(key.clone(), schemas);
     }
 
-    /// The schema published at `path` (e.g. `/api/openapi`) of a workload, if any.
-    fn schema_at(&self, key: &WorkloadKey, path: &str) -> Option<(String, String)> {
+    /// The schema published at `path` (e.g. `/api/openapi`) by the release `route` serves.
+    fn schema_at(route: &Route, path: &str) -> Option<(String, String)> {
         if !path.ends_with("/openapi") {
             return None;
         }
-        let schemas = self
-            .schemas
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        schemas.get(key)?.iter().find_map(|(ctx, name, content)| {
+        route.schemas.iter().find_map(|(ctx, name, content)| {
             (path == format!("{}/openapi", ctx.trim_end_matches('/')))
                 .then(|| (name.clone(), content.clone()))
         })
@@ -474,6 +464,14 @@ impl RouteSwitch for Gateway {
             .get(key)
             .cloned()
             .unwrap_or_default();
+        let schemas = Arc::new(
+            self.schemas
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(key)
+                .cloned()
+                .unwrap_or_default(),
+        );
         debug!(%key, backends = backends.len(), "routes switched");
         let stats = self.stats_for(key);
         self.update(|t| {
@@ -489,6 +487,7 @@ impl RouteSwitch for Gateway {
                     web_app,
                     contexts,
                     org_contexts,
+                    schemas,
                     stats,
                 },
             );
@@ -743,7 +742,11 @@ async fn proxy(
     };
     let path = upstream_path.split('?').next().unwrap_or("/");
     if req.method() == axum::http::Method::GET
-        && let Some((name, content)) = gw.schema_at(key, path)
+        && path.ends_with("/openapi")
+        && let Some((name, content)) = table
+            .routes
+            .get(key)
+            .and_then(|route| Gateway::schema_at(route, path))
     {
         let content_type = if name.ends_with(".json") {
             "application/json"
@@ -942,8 +945,16 @@ mod tests {
             gw.url_for(&key("api"), false),
             "http://127.0.0.1:7480/default/shop/api/development/"
         );
-        // Only the Public endpoints' contexts are routed once an endpoints file says so.
+        // Only the Public endpoints' contexts are routed once an endpoints file says so: from
+        // the switch to the release that has it (until then the serving release keeps its own
+        // settings, also while the new one pulls and starts).
         gw.set_public_contexts(&key("api"), Some(vec!["/v1".into()]));
+        let uri: Uri = "/default/shop/api/development/".parse().unwrap();
+        assert!(
+            route(&gw.snapshot(), None, &uri).is_some(),
+            "applied before the switch"
+        );
+        gw.switch(&key("api"), &["127.0.0.1:1".parse().unwrap()]);
         let t = gw.snapshot();
         for (path, routed) in [
             ("/v1", true),
@@ -957,6 +968,7 @@ mod tests {
             assert_eq!(route(&t, None, &uri).is_some(), routed, "{path}");
         }
         gw.set_public_contexts(&key("api"), Some(Vec::new()));
+        gw.switch(&key("api"), &["127.0.0.1:1".parse().unwrap()]);
         let uri: Uri = "/default/shop/api/development/v1".parse().unwrap();
         assert!(route(&gw.snapshot(), None, &uri).is_none());
         gw.remove(&key("api"));

@@ -560,6 +560,59 @@ fn a_moved_tag_changes_nothing_until_the_next_deploy() {
     assert_eq!(digests, [v2.as_str(), v1.as_str()]);
 }
 
+/// A component created from a pinned image (`web:v1@sha256:…`): Update Image Tag deploys the
+/// new tag's content, not the old pin. A digest-only Update Image URL of another repository
+/// makes that repository the component's image, so a later deploy resolves it (and not the
+/// old repository with the new registry's credentials).
+#[test]
+fn update_image_tag_drops_an_old_pin_and_a_digest_url_moves_the_repository() {
+    let Some(env) = berth_testkit::env() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let component = format!("berth-it-comp-pin-{}", std::process::id());
+    let _cleanup = Cleanup {
+        component: component.clone(),
+        image: None,
+    };
+    let web = |tag: &str| format!("{}/test/web:{tag}", env.registry);
+    let v1 = env.skopeo_digest(&web("v1"));
+    let v2 = env.skopeo_digest(&web("v2"));
+    let server = start(&env, dir.path());
+    create_component(&server, &component, &format!("{}@{v1}", web("v1")));
+    let d1 = deploy(&server, &component, &[]);
+    assert_eq!(d1["digest"], v1.as_str(), "{d1}");
+
+    let d2 = deploy(&server, &component, &["--tag", "v2"]);
+    assert_eq!(d2["digest"], v2.as_str(), "{d2}");
+    assert_eq!(d2["tag"], "v2", "{d2}");
+    let dev = url(&server, &component, "development");
+    assert_eq!(get_body(&dev).1.trim(), "hello from v2");
+
+    // By digest from another repository (the task image's), then a plain deploy: it stays
+    // on that repository.
+    let task = format!("{}/test/task:latest", env.registry);
+    let task_digest = env.skopeo_digest(&task);
+    let by_digest = format!("{}/test/task@{task_digest}", env.registry);
+    let (code, accepted) = api(
+        &server,
+        "POST",
+        &format!("/api/v1/orgs/default/projects/shop/components/{component}/deploy"),
+        Some(json!({ "image": by_digest })),
+    );
+    assert_eq!(code, 202, "{accepted}");
+    let (_, got) = api(
+        &server,
+        "GET",
+        &format!("/api/v1/orgs/default/projects/shop/components/{component}"),
+        None,
+    );
+    assert!(
+        got["image"].as_str().unwrap().contains("/test/task@"),
+        "the component kept its old repository: {got}"
+    );
+}
+
 /// A request that must be refused: method, path, body, status, field named, message part.
 type Case<'a> = (&'a str, String, Value, u16, Option<&'a str>, &'a str);
 

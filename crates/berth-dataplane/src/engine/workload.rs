@@ -623,7 +623,13 @@ pub(crate) async fn rollout(
         .iter()
         .filter(|x| !instances.iter().any(|i| i.id == x.id || i.name == x.name))
         .collect();
-    drain(engine, &c, spec, &old, events).await?;
+    // Traffic is on the new release: it serves, whatever the removal of the old instances
+    // says. Failing the rollout here would record the serving release as failed, and the
+    // reconciler would then remove it as unwanted. What could not be removed now is removed
+    // by the reconciler (instances of a release that does not serve).
+    if let Err(e) = drain(engine, &c, spec, &old, events).await {
+        warn!(error = %e, "removing the old instances failed; the reconciler removes them");
+    }
     Ok(instances)
 }
 

@@ -536,11 +536,13 @@ pub(crate) async fn deploy_with(
         return Ok((d, true));
     }
     let current = parse_image("image", &component.image)?;
+    let current_name = current.name();
     let (image, registry, field) = match what {
         DeployWhat::Tag(tag) => {
             validate_tag(&tag).map_err(|e| ApiError::validation("tag", e.to_string()))?;
+            // The tag's content now: a digest the component's image was pinned to goes.
             let image = current
-                .with_tag(&tag)
+                .retagged(&tag)
                 .map_err(|e| ApiError::validation("tag", e.to_string()))?;
             (image, component.registry.clone(), "tag")
         }
@@ -605,8 +607,11 @@ pub(crate) async fn deploy_with(
             .map(|e| e.port)
     });
     let repository = image.name();
-    // A digest-only reference keeps the component's tag for display.
-    let normalized = if image.tag().is_some() {
+    // A digest-only reference of the same repository keeps the component's tag for display;
+    // of another repository it is the component's image from now on (keeping the old one
+    // would pair it with the new registry: later deploys would resolve the old repository
+    // there, and send that registry's credentials with its pulls).
+    let normalized = if image.tag().is_some() || image.name() != current_name {
         image.normalized()
     } else {
         component.image.clone()
