@@ -635,22 +635,28 @@ fn connection_has_upgrade(headers: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Whether `path` holds a `.` or `..` segment, also percent-encoded (`%2e`) or behind an
-/// encoded separator (`%2f`, `%5c`): a backend that resolves it would serve a path outside the
+/// Whether `path` holds a `.` or `..` segment, also percent-encoded (`%2e`), behind an encoded
+/// separator (`%2f`, `%5c`) or with path parameters (`..;x`, which servlet containers strip
+/// before they resolve the path): a backend that resolves it would serve a path outside the
 /// endpoint's context (`/api/../admin` is under `/api` only as text). Browsers and HTTP
 /// clients resolve such segments before sending, so only crafted requests carry them.
 fn has_dot_segment(path: &str) -> bool {
+    let dots = |segment: &str| {
+        let name = segment.split(';').next().unwrap_or_default();
+        name == "." || name == ".."
+    };
     // Every request passes here: no allocation unless something is encoded.
     if !path.contains(['%', '\\']) {
-        return path.split('/').any(|s| s == "." || s == "..");
+        return path.split('/').any(dots);
     }
     let decoded = path
         .to_ascii_lowercase()
         .replace("%2e", ".")
         .replace("%2f", "/")
         .replace("%5c", "/")
+        .replace("%3b", ";")
         .replace('\\', "/");
-    decoded.split('/').any(|s| s == "." || s == "..")
+    decoded.split('/').any(dots)
 }
 
 /// The answer to a path with a dot segment (see [`has_dot_segment`]).
@@ -1035,6 +1041,10 @@ mod tests {
             "/api%2f..%2fadmin",
             "/api/..%5cadmin",
             "/api/..\\admin",
+            "/api/..;/admin",
+            "/api/..;jsessionid=x/admin",
+            "/api/.;/admin",
+            "/api/..%3b/admin",
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
@@ -1046,6 +1056,8 @@ mod tests {
             "/a/...",
             "/%2e%2e%2e",
             "/v1.2/x",
+            "/a;b/c",
+            "/a/...;x",
         ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }

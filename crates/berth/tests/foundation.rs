@@ -178,6 +178,42 @@ fn authentication_and_roles() {
         "forbidden",
     );
 
+    // A token never outlives the one that makes it: dave's 2-day token mints only tokens
+    // that expire with it at the latest (asked for none: its expiry).
+    let short: Value = c
+        .post(format!("{}/api/v1/tokens", server.url))
+        .bearer_auth(&dev)
+        .json(&json!({"user": "dave", "name": "short", "expiresInDays": 2}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let short_secret = short["secret"].as_str().unwrap().to_owned();
+    let short_expires = short["expiresAt"].as_str().unwrap().to_owned();
+    let body = assert_error_shape(
+        c.post(format!("{}/api/v1/tokens", server.url))
+            .bearer_auth(&short_secret)
+            .json(&json!({"user": "dave", "name": "longer", "expiresInDays": 30}))
+            .send()
+            .unwrap(),
+        422,
+        "validation_failed",
+    );
+    assert_eq!(body["error"]["field"], "expiresInDays", "{body}");
+    let inherited: Value = c
+        .post(format!("{}/api/v1/tokens", server.url))
+        .bearer_auth(&short_secret)
+        .json(&json!({"user": "dave", "name": "forever"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        inherited["expiresAt"].as_str(),
+        Some(short_expires.as_str()),
+        "{inherited}"
+    );
+
     // Listing never shows secrets; revoking makes the token useless at once.
     let out = server.cli(&["token", "list", "-o", "json"]);
     let listed = stdout(&out);

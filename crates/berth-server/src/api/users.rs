@@ -137,6 +137,26 @@ pub async fn create_token(
             ));
         }
     };
+    // A token never outlives the one that makes it: otherwise a short-lived (or stolen)
+    // credential could mint itself permanent access. No expiry asked: the maker's.
+    let maker_expires = state
+        .store()
+        .get_token(&auth.0.token_id)
+        .await?
+        .and_then(|t| t.expires_at);
+    let expires_at = match (expires_at, maker_expires) {
+        (None, maker) => maker,
+        (Some(asked), Some(maker)) if asked > maker => {
+            return Err(ApiError::validation(
+                "expiresInDays",
+                format!(
+                    "a token may not outlive the token that makes it (yours expires at {maker}); \
+                     ask for fewer days, or sign in with a longer-lived token"
+                ),
+            ));
+        }
+        (asked, _) => asked,
+    };
     let (token, secret) = state
         .store()
         .insert_token(&body.user, &body.name, expires_at)
