@@ -247,6 +247,35 @@ fn ci_token_webhook_snippets_end_to_end() {
     assert_eq!(items[1]["prefix"].as_str().unwrap(), &token[..17]);
     assert!(items[0]["expiresAt"].is_string() && items[1]["expiresAt"].is_null());
     assert_eq!(items[1]["createdBy"], "admin/bootstrap");
+    // A CI token made with a short-lived personal token expires with it at the latest.
+    let short: Value = http()
+        .post(format!("{}/api/v1/tokens", server.url))
+        .bearer_auth(server.admin_token())
+        .json(&serde_json::json!({"user": "admin", "name": "short", "expiresInDays": 1}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ci_tokens = format!(
+        "{}/api/v1/orgs/default/projects/shop/components/{a}/ci-tokens",
+        server.url
+    );
+    let made = http()
+        .post(&ci_tokens)
+        .bearer_auth(short["secret"].as_str().unwrap())
+        .json(&serde_json::json!({"name": "from-short"}))
+        .send()
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let made: Value = made.json().unwrap();
+    assert_eq!(made["expiresAt"], short["expiresAt"], "{made}");
+    let refused = http()
+        .post(&ci_tokens)
+        .bearer_auth(short["secret"].as_str().unwrap())
+        .json(&serde_json::json!({"name": "longer", "expiresInDays": 30}))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
     for (args, code, field) in [
         (vec!["--name", "github"], "conflict", "name"),
         (vec!["--name", "Bad Name"], "validation_failed", "name"),

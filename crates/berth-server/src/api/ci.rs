@@ -91,19 +91,7 @@ pub async fn create_ci_token(
     };
     component_or_404(&state, &org, &project, &component).await?;
     validate_name("name", &body.name)?;
-    let expires_at = match body.expires_in_days {
-        None => None,
-        Some(days @ 1..=3650) => Some(
-            (chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        ),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "expiresInDays",
-                "must be between 1 and 3650 (days); omit it for a token that does not expire",
-            ));
-        }
-    };
+    let expires_at = crate::api::users::token_expiry(&state, &auth, body.expires_in_days).await?;
     let (token, secret) = state
         .store()
         .insert_ci_token(target, &body.name, &auth.0.actor(), expires_at)

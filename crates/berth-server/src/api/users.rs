@@ -104,6 +104,45 @@ pub async fn list_tokens(
     )))
 }
 
+/// The expiry of a token `auth` makes (a personal or a CI token): `days` from now (1–3650), or
+/// none. Never later than the maker's own token: otherwise a short-lived (or stolen) credential
+/// could mint itself permanent access; no `days` gives the maker's expiry.
+pub(crate) async fn token_expiry(
+    state: &AppState,
+    auth: &Auth,
+    days: Option<u32>,
+) -> ApiResult<Option<String>> {
+    let asked = match days {
+        None => None,
+        Some(days @ 1..=3650) => Some(
+            (chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "expiresInDays",
+                "must be between 1 and 3650 (days); omit it for a token that does not expire",
+            ));
+        }
+    };
+    let maker = state
+        .store()
+        .get_token(&auth.0.token_id)
+        .await?
+        .and_then(|t| t.expires_at);
+    match (asked, maker) {
+        (None, maker) => Ok(maker),
+        (Some(asked), Some(maker)) if asked > maker => Err(ApiError::validation(
+            "expiresInDays",
+            format!(
+                "a token may not outlive the token that makes it (yours expires at {maker}); \
+                 ask for fewer days, or sign in with a longer-lived token"
+            ),
+        )),
+        (asked, _) => Ok(asked),
+    }
+}
+
 /// Creates an API token. Anyone may create tokens for themselves; admins for anyone.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateApiToken,
     responses((status = 201, body = CreatedApiToken), (status = 409, body = berth_core::api::ApiError),
@@ -124,39 +163,7 @@ pub async fn create_token(
             format!("user {:?} not found", body.user),
         ));
     }
-    let expires_at = match body.expires_in_days {
-        None => None,
-        Some(days @ 1..=3650) => Some(
-            (chrono::Utc::now() + chrono::Duration::days(i64::from(days)))
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        ),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "expiresInDays",
-                "must be between 1 and 3650 (days); omit it for a token that does not expire",
-            ));
-        }
-    };
-    // A token never outlives the one that makes it: otherwise a short-lived (or stolen)
-    // credential could mint itself permanent access. No expiry asked: the maker's.
-    let maker_expires = state
-        .store()
-        .get_token(&auth.0.token_id)
-        .await?
-        .and_then(|t| t.expires_at);
-    let expires_at = match (expires_at, maker_expires) {
-        (None, maker) => maker,
-        (Some(asked), Some(maker)) if asked > maker => {
-            return Err(ApiError::validation(
-                "expiresInDays",
-                format!(
-                    "a token may not outlive the token that makes it (yours expires at {maker}); \
-                     ask for fewer days, or sign in with a longer-lived token"
-                ),
-            ));
-        }
-        (asked, _) => asked,
-    };
+    let expires_at = token_expiry(&state, &auth, body.expires_in_days).await?;
     let (token, secret) = state
         .store()
         .insert_token(&body.user, &body.name, expires_at)
