@@ -48,15 +48,10 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
 
 fn parse_with_limit<T: DeserializeOwned>(text: &str, max: usize) -> Result<T, Error> {
     let seen = Cell::new(0);
-    let over = Cell::new(false);
-    let count = Count {
-        seen: &seen,
-        over: &over,
-        max,
-    };
+    let count = Count { seen: &seen, max };
     // A syntax error stops the count as it stops the real parse below, which reports it.
     let _ = count.deserialize(serde_yaml_ng::Deserializer::from_str(text));
-    if over.get() {
+    if seen.get() > max {
         return Err(Error::TooLarge);
     }
     serde_yaml_ng::from_str(text).map_err(Error::Syntax)
@@ -67,7 +62,6 @@ fn parse_with_limit<T: DeserializeOwned>(text: &str, max: usize) -> Result<T, Er
 #[derive(Clone, Copy)]
 struct Count<'a> {
     seen: &'a Cell<usize>,
-    over: &'a Cell<bool>,
     max: usize,
 }
 
@@ -76,7 +70,6 @@ impl Count<'_> {
         let n = self.seen.get() + 1;
         self.seen.set(n);
         if n > self.max {
-            self.over.set(true);
             return Err(E::custom("too many values"));
         }
         Ok(())

@@ -264,15 +264,14 @@ impl Engine {
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
         superseded: impl Fn() -> bool + Send,
     ) -> Option<Result<Vec<Instance>>> {
-        let lock = self.rollouts.of(&spec.key);
-        let _serialized = lock.lock().await;
-        if superseded() {
-            return None;
-        }
-        if let Some(kept) = workload::keep_listed(self, spec, routes, listed).await {
-            return Some(Ok(kept));
-        }
-        Some(workload::rollout(self, spec, routes, events).await)
+        self.rollouts
+            .unless_superseded(&spec.key, superseded, async {
+                match workload::keep_listed(self, spec, routes, listed).await {
+                    Some(kept) => Ok(kept),
+                    None => workload::rollout(self, spec, routes, events).await,
+                }
+            })
+            .await
     }
 
     /// The negotiated client, connecting first when there is none yet.
@@ -603,9 +602,9 @@ impl DataPlane for Engine {
         routes: &dyn RouteSwitch,
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
     ) -> Result<Vec<Instance>> {
-        let lock = self.rollouts.of(&spec.key);
-        let _serialized = lock.lock().await;
-        workload::rollout(self, spec, routes, events).await
+        self.rollouts
+            .run(&spec.key, workload::rollout(self, spec, routes, events))
+            .await
     }
 
     async fn instances(&self, key: &WorkloadKey) -> Result<Vec<Instance>> {

@@ -27,12 +27,34 @@ pub(crate) struct RolloutLocks(
 
 impl RolloutLocks {
     /// The workload's lock (made on first use).
-    pub(crate) fn of(&self, key: &WorkloadKey) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    fn of(&self, key: &WorkloadKey) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut map = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(key.clone()).or_default().clone()
+    }
+
+    /// Runs `work` with the workload's lock held.
+    pub(crate) async fn run<T>(&self, key: &WorkloadKey, work: impl Future<Output = T>) -> T {
+        let lock = self.of(key);
+        let _serialized = lock.lock().await;
+        work.await
+    }
+
+    /// Runs `work` with the workload's lock held, unless `superseded()`, asked once the lock is
+    /// held, says a deploy started since the caller read what `work` does (`None` then): the
+    /// reconciler's check of what serves.
+    pub(crate) async fn unless_superseded<T>(
+        &self,
+        key: &WorkloadKey,
+        superseded: impl Fn() -> bool,
+        work: impl Future<Output = T>,
+    ) -> Option<T> {
+        self.run(key, async {
+            if superseded() { None } else { Some(work.await) }
+        })
+        .await
     }
 }
 

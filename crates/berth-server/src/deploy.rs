@@ -657,15 +657,18 @@ async fn reconcile_kubernetes(
     match k8s.managed_keys().await {
         Ok(keys) => {
             for key in keys {
-                if wanted.contains(&key) || superseded(&key) {
+                if wanted.contains(&key) {
                     continue;
                 }
-                info!(%key, "removing a workload the store does not want");
-                if let Some(Err(e)) = k8s
+                match k8s
                     .remove_unless_superseded(&key, || superseded(&key))
                     .await
                 {
-                    warn!(%key, error = %e, "removing failed");
+                    Some(Ok(())) => info!(%key, "removed a workload the store does not want"),
+                    Some(Err(e)) => {
+                        warn!(%key, error = %e, "removing a workload the store does not want failed")
+                    }
+                    None => {}
                 }
             }
         }
@@ -783,7 +786,7 @@ pub async fn sync_routes(state: &AppState) -> Option<Vec<berth_dataplane::Instan
             .filter(|i| i.key == key && i.state == berth_dataplane::InstanceState::Running)
             .filter_map(|i| i.address.map(|a| (a, i.release == work.deployment.id)))
             .collect();
-        let mut backends: Vec<_> = if running.iter().any(|(_, serving)| *serving) {
+        let backends: Vec<_> = if running.iter().any(|(_, serving)| *serving) {
             running
                 .iter()
                 .filter(|(_, s)| *s)
@@ -792,7 +795,6 @@ pub async fn sync_routes(state: &AppState) -> Option<Vec<berth_dataplane::Instan
         } else {
             running.iter().map(|(a, _)| *a).collect()
         };
-        backends.sort();
         // Settings take effect at a switch: switch even to the same backends.
         route_settings(state, &key, work);
         berth_dataplane::RouteSwitch::switch(state.gateway().as_ref(), &key, &backends);

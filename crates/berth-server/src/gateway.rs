@@ -271,9 +271,6 @@ impl Gateway {
 
     /// The schema published at `path` (e.g. `/api/openapi`) by the release `route` serves.
     fn schema_at(route: &Route, path: &str) -> Option<(String, String)> {
-        if !path.ends_with("/openapi") {
-            return None;
-        }
         route.schemas.iter().find_map(|(ctx, name, content)| {
             (path == format!("{}/openapi", ctx.trim_end_matches('/')))
                 .then(|| (name.clone(), content.clone()))
@@ -747,6 +744,7 @@ async fn proxy(
         );
     };
     let path = upstream_path.split('?').next().unwrap_or("/");
+    // Only a GET of `…/openapi` can be a schema: no route lookup for any other request.
     if req.method() == axum::http::Method::GET
         && path.ends_with("/openapi")
         && let Some((name, content)) = table

@@ -60,6 +60,8 @@ pub struct Principal {
     pub role: Role,
     pub token_id: String,
     pub token_name: String,
+    /// When the token expires (`None`: never).
+    pub expires_at: Option<String>,
 }
 
 impl Principal {
@@ -205,7 +207,7 @@ impl Store {
             }
             let revoked: Option<String> = row.try_get("revoked_at")?;
             let expires: Option<String> = row.try_get("expires_at")?;
-            if revoked.is_some() || expires.is_some_and(|e| e <= now) {
+            if revoked.is_some() || expires.as_ref().is_some_and(|e| *e <= now) {
                 return Ok(None);
             }
             let id: String = row.try_get("id")?;
@@ -225,6 +227,7 @@ impl Store {
                 role: role.parse().map_err(Error::Io)?,
                 token_id: id,
                 token_name: row.try_get("name")?,
+                expires_at: expires,
             }));
         }
         Ok(None)

@@ -627,12 +627,9 @@ impl Kubernetes {
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
         superseded: impl Fn() -> bool + Send,
     ) -> Option<Result<Vec<Instance>>> {
-        let lock = self.rollouts.of(&spec.key);
-        let _serialized = lock.lock().await;
-        if superseded() {
-            return None;
-        }
-        Some(self.rollout_locked(spec, events).await)
+        self.rollouts
+            .unless_superseded(&spec.key, superseded, self.rollout_locked(spec, events))
+            .await
     }
 
     /// The reconciler's removal of a workload the store does not want, under its rollout lock:
@@ -642,12 +639,9 @@ impl Kubernetes {
         key: &WorkloadKey,
         superseded: impl Fn() -> bool + Send,
     ) -> Option<Result<()>> {
-        let lock = self.rollouts.of(key);
-        let _serialized = lock.lock().await;
-        if superseded() {
-            return None;
-        }
-        Some(self.remove_objects(key).await)
+        self.rollouts
+            .unless_superseded(key, superseded, self.remove_objects(key))
+            .await
     }
 
     /// [`DataPlane::rollout`]'s work, with the workload's rollout lock held.
@@ -744,9 +738,9 @@ impl DataPlane for Kubernetes {
         _routes: &dyn RouteSwitch,
         events: &tokio::sync::mpsc::UnboundedSender<RolloutEvent>,
     ) -> Result<Vec<Instance>> {
-        let lock = self.rollouts.of(&spec.key);
-        let _serialized = lock.lock().await;
-        self.rollout_locked(spec, events).await
+        self.rollouts
+            .run(&spec.key, self.rollout_locked(spec, events))
+            .await
     }
     async fn instances(&self, key: &WorkloadKey) -> Result<Vec<Instance>> {
         Ok(self

@@ -4,8 +4,6 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use berth_core::auto_deploy::{
@@ -23,7 +21,7 @@ use crate::AppState;
 use crate::api::components::component_or_404;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 
 fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())

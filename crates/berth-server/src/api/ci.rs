@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-
-use crate::extract::Path;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -36,7 +34,7 @@ use crate::AppState;
 use crate::api::components::{DeployWhat, component_or_404, deploy_context, deploy_with};
 use crate::auth::{Auth, bearer};
 use crate::error::{ApiError, ApiResult, REQUEST_ID};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 
 /// Deploy requests a CI token may make per minute (a token bucket of this size, refilled
 /// evenly): enough for any pipeline, small enough that a leaked token cannot hammer registries.
@@ -91,7 +89,7 @@ pub async fn create_ci_token(
     };
     component_or_404(&state, &org, &project, &component).await?;
     validate_name("name", &body.name)?;
-    let expires_at = crate::api::users::token_expiry(&state, &auth, body.expires_in_days).await?;
+    let expires_at = crate::api::users::token_expiry(&auth, body.expires_in_days)?;
     let (token, secret) = state
         .store()
         .insert_ci_token(target, &body.name, &auth.0.actor(), expires_at)

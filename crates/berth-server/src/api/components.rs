@@ -2,8 +2,6 @@
 //! / Previous Images, promotion, deployments and their events.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     Component, CreateComponent, DeployAccepted, DeployRequest, Deployment, DeploymentEvent,
@@ -26,7 +24,7 @@ use crate::api::registries::{client_for, registry_error};
 use crate::auth::Auth;
 use crate::deploy;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 
 pub(crate) async fn component_or_404(
     state: &AppState,

@@ -3,8 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     ComponentType, DeploymentStatus, EndpointView, EndpointsState, ErrorDetail, PutEndpoints,
@@ -17,7 +15,7 @@ use berth_store::ComponentRef;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 
 /// Largest endpoints or schema file.
 const SOURCE_MAX: usize = 512 * 1024;

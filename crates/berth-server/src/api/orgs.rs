@@ -1,8 +1,6 @@
 //! Organizations, their environments, and projects.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     CreateEnvironment, CreateOrg, CreateProject, Environment, EnvironmentOrder, List, Org, Project,
@@ -17,7 +15,7 @@ use crate::AppState;
 use crate::api::page::{Limits, ListScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 
 /// Checks display name and description and returns them with defaults applied.
 fn describe(

@@ -1,8 +1,6 @@
 //! Container registries: register once per organization, test the connection, list tags.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::Secret;
 use berth_core::api::{
@@ -20,7 +18,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 
 /// What a create or a merged update asks for, before validation.
 struct Draft {

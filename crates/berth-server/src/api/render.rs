@@ -4,8 +4,6 @@
 //! `berth render` previews a move to Kubernetes.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::RenderedManifests;
 use berth_core::role::Action;
@@ -18,7 +16,7 @@ use crate::api::components::component_or_404;
 use crate::auth::Auth;
 use crate::deploy::{key_of, spec_for};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -2,8 +2,6 @@
 //! executions with their logs, cancelling.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     Component, ComponentType, ConcurrencyPolicy, Execution, ExecutionList, ExecutionLogs,
@@ -22,7 +20,7 @@ use crate::api::components::component_or_404;
 use crate::api::page::{Limits, ListScope, as_pair};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 use crate::tasks::{self, DEFAULT_HISTORY};
 
 /// Longest deadline accepted (a year).

@@ -1,8 +1,6 @@
 //! Users, API tokens and the audit log (admin), plus `whoami`.
 
 use axum::extract::State;
-
-use crate::extract::Path;
 use axum::http::StatusCode;
 use berth_core::api::{
     ApiToken, AuditEntry, CreateApiToken, CreateUser, CreatedApiToken, List, User, WhoAmI,
@@ -15,7 +13,7 @@ use crate::AppState;
 use crate::api::page::{Limits, ListScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "users", responses((status = 200, body = WhoAmI)))]
 pub async fn whoami(auth: Auth) -> Json<WhoAmI> {
@@ -107,11 +105,7 @@ pub async fn list_tokens(
 /// The expiry of a token `auth` makes (a personal or a CI token): `days` from now (1–3650), or
 /// none. Never later than the maker's own token: otherwise a short-lived (or stolen) credential
 /// could mint itself permanent access; no `days` gives the maker's expiry.
-pub(crate) async fn token_expiry(
-    state: &AppState,
-    auth: &Auth,
-    days: Option<u32>,
-) -> ApiResult<Option<String>> {
+pub(crate) fn token_expiry(auth: &Auth, days: Option<u32>) -> ApiResult<Option<String>> {
     let asked = match days {
         None => None,
         Some(days @ 1..=3650) => Some(
@@ -121,18 +115,14 @@ pub(crate) async fn token_expiry(
         Some(_) => {
             return Err(ApiError::validation(
                 "expiresInDays",
-                "must be between 1 and 3650 (days); omit it for a token that does not expire",
+                "must be between 1 and 3650 (days); omit it for a token that expires with the \
+                 one that makes it (never, if that one does not)",
             ));
         }
     };
-    let maker = state
-        .store()
-        .get_token(&auth.0.token_id)
-        .await?
-        .and_then(|t| t.expires_at);
-    match (asked, maker) {
-        (None, maker) => Ok(maker),
-        (Some(asked), Some(maker)) if asked > maker => Err(ApiError::validation(
+    match (asked, &auth.0.expires_at) {
+        (None, maker) => Ok(maker.clone()),
+        (Some(asked), Some(maker)) if asked > *maker => Err(ApiError::validation(
             "expiresInDays",
             format!(
                 "a token may not outlive the token that makes it (yours expires at {maker}); \
@@ -163,7 +153,7 @@ pub async fn create_token(
             format!("user {:?} not found", body.user),
         ));
     }
-    let expires_at = token_expiry(&state, &auth, body.expires_in_days).await?;
+    let expires_at = token_expiry(&auth, body.expires_in_days)?;
     let (token, secret) = state
         .store()
         .insert_token(&body.user, &body.name, expires_at)

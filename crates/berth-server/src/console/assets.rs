@@ -4,9 +4,10 @@
 
 use std::sync::LazyLock;
 
-use crate::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::extract::Path;
 
 /// htmx 2.0.11 from the npm package `htmx.org` (0BSD); see `assets/README.md`.
 const HTMX: &[u8] = include_bytes!("../../assets/htmx.min.js");

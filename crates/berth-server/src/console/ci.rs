@@ -2,7 +2,6 @@
 //! copy button — and revoke) and the ready-to-paste webhook snippets, through the API's CI
 //! handlers.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +12,7 @@ use serde::Deserialize;
 use super::components::{ComponentPath, Head, base_url, head};
 use super::{Chrome, Console, Form, PageResult, Problem, non_empty, render_status, see_other};
 use crate::AppState;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 pub struct SnippetView {
     kind: &'static str,

@@ -3,7 +3,6 @@
 //! environment cards with Promote, and the latest deployment's events (live over SSE, see
 //! [`super::live`]). Also the head (breadcrumbs, title, tabs) every component page shares.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,7 +23,7 @@ use super::{
 use crate::AppState;
 use crate::api::components::PreviousImagesQuery;
 use crate::api::registries::TagsQuery;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 pub(super) type ComponentPath = Path<(String, String, String)>;
 

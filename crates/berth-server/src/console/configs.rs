@@ -2,7 +2,6 @@
 //! never shown), set one entry, remove one — each through the API's `PATCH …/configs`, which
 //! can roll the running release out again with them.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +12,7 @@ use serde::Deserialize;
 use super::components::{ComponentPath, Head, head};
 use super::{Chrome, Console, Form, PageResult, Problem, render_status, see_other};
 use crate::AppState;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 const KINDS: [(&str, &str); 4] = [
     ("env", "Environment variable"),

@@ -2,7 +2,6 @@
 //! editor for the endpoints file (validated by the API's `PUT …/endpoints`, every issue shown
 //! at the editor) and schema files (uploaded through the API's `PUT …/schemas/{name}`).
 
-use crate::extract::Path;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use berth_core::api::{EndpointsState, Environment, PutEndpoints};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use super::components::{ComponentPath, PageExtras, base_url, component_page};
 use super::{Console, Form, PageError, PageResult, Problem, see_other};
 use crate::AppState;
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 
 /// The file names the API reads (Choreo's three formats).
 const FILE_NAMES: [&str; 3] = ["endpoints.yaml", "component.yaml", "component-config.yaml"];

@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -27,7 +26,7 @@ use super::components::{ComponentPath, Head, base_url, head};
 use super::{Chrome, Console, PageResult, render, short_digest};
 use crate::AppState;
 use crate::api::components::{DeploymentsQuery, EventsQuery};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 /// How often a running deployment is looked at for the stream.
 const TICK: Duration = Duration::from_millis(500);

@@ -1,6 +1,5 @@
 //! Sign in (API token → session) and sign out.
 
-use crate::extract::Query;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -15,6 +14,7 @@ use super::{
     Chrome, Form, PageError, PageResult, Source, audit, cross_site, render_status, safe_next,
 };
 use crate::AppState;
+use crate::extract::Query;
 
 #[derive(Template)]
 #[template(path = "console/login.html")]

@@ -428,7 +428,7 @@ fn render<T: Template>(t: &T) -> PageResult {
 fn see_other(to: &str) -> Response {
     let mut location = String::with_capacity(to.len());
     for b in to.bytes() {
-        if (0x21..0x7f).contains(&b) {
+        if b.is_ascii_graphic() {
             location.push(char::from(b));
         } else {
             location.push_str(&format!("%{b:02X}"));
@@ -494,7 +494,7 @@ fn safe_next(next: &str) -> &str {
     if next.starts_with('/')
         && !next.starts_with("//")
         && !next.contains('\\')
-        && next.bytes().all(|b| (0x21..0x7f).contains(&b))
+        && next.bytes().all(|b| b.is_ascii_graphic())
     {
         next
     } else {

@@ -1,6 +1,5 @@
 //! The organization overview: projects, their components, and what runs where.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +13,7 @@ use super::{
 };
 use crate::AppState;
 use crate::api::page::{ListScope, as_pair};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 /// `GET /`: the default organization (or the first there is).
 pub async fn home(State(state): State<AppState>, _c: Console) -> PageResult {

@@ -1,7 +1,6 @@
 //! Settings → Container Registries: list, add (four auth types, write-only secrets), test the
 //! connection step by step, delete.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +16,7 @@ use super::{
     render_status, see_other,
 };
 use crate::AppState;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 const AUTH_TYPES: [(&str, &str); 4] = [
     ("anonymous", "Anonymous"),

@@ -2,7 +2,6 @@
 //! type), Run Now / Run with Arguments, and the execution history with each execution's logs
 //! and exit code — all through the API's task handlers.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +17,7 @@ use super::components::{ComponentPath, Head, base_url, head};
 use super::{Chrome, Console, Form, PageError, PageResult, Problem, non_empty, render, see_other};
 use crate::AppState;
 use crate::api::tasks::ExecutionsQuery;
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 /// Fire times previewed (the API's schedule shows as many).
 const UPCOMING: usize = 5;

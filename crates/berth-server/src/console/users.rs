@@ -2,7 +2,6 @@
 //! and the users), and the audit log (admins) — through the API's user, token and audit
 //! handlers.
 
-use crate::extract::{Path, Query};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +17,7 @@ use super::{
 };
 use crate::AppState;
 use crate::api::users::{AuditQuery, TokenQuery};
-use crate::extract::Json;
+use crate::extract::{Json, Path, Query};
 
 #[derive(Default)]
 pub struct TokenFormView {
